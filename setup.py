@@ -1,0 +1,21 @@
+"""edgetailor: one import root (``edgetailor``) mapped onto the design card's top-level folders."""
+from setuptools import setup
+
+setup(
+    name="edgetailor",
+    version="0.1.0",
+    description="Tailor a mobile vision model to one phone and one latency budget.",
+    python_requires=">=3.10,<3.12",
+    package_dir={"edgetailor": "sdk"},
+    packages=["edgetailor"],
+    install_requires=[
+        "tensorflow-cpu==2.15.1",
+        "tflite-support==0.4.4",
+        "coremltools==9.0",
+        "protobuf==3.20.3",
+        "numpy==1.26.4",
+        "click==8.5.1",
+    ],
+    extras_require={"test": ["pytest==9.2.0", "hypothesis==6.170.17"]},
+    entry_points={"console_scripts": ["edgetailor = edgetailor.cli:main"]},
+)
