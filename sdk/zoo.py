@@ -18,9 +18,10 @@ class Published:
     """Published ImageNet figures at the entry's default resolution, with where they come from."""
 
     top1: float | None
-    params_m: float
-    macs_m: float
+    params_m: float | None
+    macs_m: float | None
     source: str
+    note: str = ""  # why our count may differ from the published one, when it does
 
 
 @dataclass(frozen=True)

@@ -98,15 +98,21 @@ register_family(Family(
     _V3_RULE,
     reference="keras/applications/mobilenet_v3.py (minimalistic: kernel 3, relu, no SE)",
 ))
+V3_PAPER = "Howard et al. 2019, Searching for MobileNetV3, arXiv:1905.02244v5 Table 3"
 for name, family, width, top1, params, macs in [
-    ("mobilenet_v3_large_100", "mobilenet_v3_large", 1.0, 75.2, 5.4, 217),
+    ("mobilenet_v3_large_100", "mobilenet_v3_large", 1.0, 75.2, 5.4, 219),
     ("mobilenet_v3_large_075", "mobilenet_v3_large", 0.75, 73.3, 4.0, 155),
-    ("mobilenet_v3_small_100", "mobilenet_v3_small", 1.0, 67.5, 2.5, 56),
+    ("mobilenet_v3_small_100", "mobilenet_v3_small", 1.0, 67.4, 2.5, 56),
     ("mobilenet_v3_small_075", "mobilenet_v3_small", 0.75, 65.4, 2.0, 44),
-    ("mobilenet_v3_large_minimal_100", "mobilenet_v3_large_minimal", 1.0, 72.3, 3.9, 209),
-    ("mobilenet_v3_small_minimal_100", "mobilenet_v3_small_minimal", 1.0, 61.9, 2.0, 65),
 ]:
-    register(ZooEntry(name, family, Published(top1, params, macs, SLIM_V2_V3), width=width))
+    register(ZooEntry(name, family, Published(top1, params, macs, V3_PAPER), width=width))
+register(ZooEntry("mobilenet_v3_large_minimal_100", "mobilenet_v3_large_minimal",
+                  Published(72.3, 3.9, 209, f"{SLIM_V2_V3}: Large minimalistic 1.0")))
+register(ZooEntry("mobilenet_v3_small_minimal_100", "mobilenet_v3_small_minimal",
+                  Published(61.9, 2.0, 65, f"{SLIM_V2_V3}: Small minimalistic 1.0",
+                            note="the README's Small rows overstate MACs: it lists 66M for Small "
+                                 "1.0, where the paper and Keras' built model give 56M; Keras' "
+                                 "Small minimalistic counts 52.3M")))
 
 # --- MnasNet (tensorflow/tpu models/official/mnasnet/mnasnet_models.py @05f7b15) -----------
 # Stem scaled by round_filters, 1280 head never scaled, repeats never depth-scaled.
@@ -185,14 +191,14 @@ register_family(Family(
     ChannelRule(stem="never", head_conv="never", fixed_depth_blocks=(0, -1)),
     reference="tensorflow/tpu efficientnet/lite/efficientnet_lite_builder.py (fix_head_stem)",
 ))
-# The README's MAdds run about 4-6% above conv+FC multiply-adds of the same architecture
-# (its counter includes more ops), so they are compared with a wider tolerance.
 _LITE = {"lite0": (1.0, 1.0, 224, 0.2, 75.1, 4.7, 407), "lite1": (1.0, 1.1, 240, 0.2, 76.7, 5.4, 631),
          "lite2": (1.1, 1.2, 260, 0.3, 77.6, 6.1, 899), "lite3": (1.2, 1.4, 280, 0.3, 79.8, 8.2, 1440),
          "lite4": (1.4, 1.8, 300, 0.3, 81.5, 13.0, 2640)}
 for variant, (w, d, r, drop, top1, params, macs) in _LITE.items():
     register(ZooEntry(f"efficientnet_{variant}", "efficientnet_lite",
-                      Published(top1, params, macs, f"{TPU_LITE}: efficientnet-{variant}"),
+                      Published(top1, params, macs, f"{TPU_LITE}: efficientnet-{variant}",
+                                note="the README's MAdds run 3-6% above the conv+FC MACs of the "
+                                     "same architecture (its counter includes more ops)"),
                       width=w, depth=d, resolution=r, dropout=drop))
 
 # --- GhostNet (huawei-noah ghostnet_pytorch/ghostnet.py; timm ghostnet.py) ----------------
@@ -227,9 +233,111 @@ register_family(Family(
     tables={0.5: _shufflenet(48, 96, 192, 1024), 1.5: _shufflenet(176, 352, 704, 1024),
             2.0: _shufflenet(244, 488, 976, 2048)},
 ))
-_MEGVII = "megvii-model/ShuffleNet-Series ShuffleNetV2/README.md @0127af00 (top-1 = 100 - err)"
-for width, top1, params, macs in [(0.5, 61.1, 1.4, 41), (1.0, 69.4, 2.3, 146),
-                                  (1.5, 72.6, 3.5, 299), (2.0, 75.0, 7.4, 591)]:
+_TORCHVISION = "pytorch/vision torchvision/models/shufflenetv2.py weights meta (num_params, GFLOPS, acc@1)"
+for width, top1, params, macs in [(0.5, 60.552, 1.366792, 40), (1.0, 69.362, 2.278604, 145),
+                                  (1.5, 72.996, 3.503624, 296), (2.0, 76.230, 7.393996, 583)]:
     register(ZooEntry(f"shufflenet_v2_{round(width * 100):03d}", "shufflenet_v2",
-                      Published(top1, params, macs, f"{_MEGVII}: ShuffleNetV2 {width}x"),
+                      Published(top1, params, macs, f"{_TORCHVISION}: shufflenet_v2_x{width:g}"),
                       width=width))
+
+# --- FBNet (Wu et al. 2019; per-layer choices of the paper's Fig. 4) ----------------------
+# Paper-era IRFBlock (maskrcnn-benchmark fbnet_builder.py): the 1x1 expand conv is kept at e1
+# (xe), ReLU after the depthwise conv, g2 = grouped 1x1 convs with a channel shuffle; skip is
+# an identity. 16-wide stem; head 1504 (A) or 1984 (B, C).
+def _fbnet(stages: list[str], head: int) -> str:
+    return "res224 | conv_k3_s2_c16_re | " + " | ".join(stages) + f" | head:conv_k1_c{head}_re,pool"
+
+
+_FBNET = {
+    "fbnet_a": ([
+        "skip_c16",                                                                   # 112
+        "ir_k3_s2_e3_c24_re,ir_k3_s1_e1_c24_xe_re,skip_c24,skip_c24",                 # 112 -> 56
+        "ir_k5_s2_e6_c32_re,ir_k3_s1_e3_c32_re,ir_k5_s1_e1_c32_xe_re,ir_k3_s1_e3_c32_re",  # 28
+        "ir_k5_s2_e6_c64_re,ir_k5_s1_e3_c64_re,ir_k5_s1_e1_c64_g2_xe_re,ir_k5_s1_e6_c64_re"
+        ",ir_k3_s1_e6_c112_re,ir_k5_s1_e1_c112_g2_xe_re,ir_k5_s1_e3_c112_re"
+        ",ir_k3_s1_e1_c112_g2_xe_re",                                                 # 28 -> 14
+        "ir_k5_s2_e6_c184_re,ir_k5_s1_e6_c184_re,ir_k5_s1_e3_c184_re,ir_k5_s1_e6_c184_re"
+        ",ir_k5_s1_e6_c352_re",                                                       # 14 -> 7
+    ], 1504, (73.26, 4.28648, 249.921848)),
+    "fbnet_b": ([
+        "ir_k3_s1_e1_c16_xe_re",
+        "ir_k3_s2_e6_c24_re,ir_k5_s1_e1_c24_xe_re,ir_r2_k3_s1_e1_c24_xe_re",
+        "ir_k5_s2_e6_c32_re,ir_k5_s1_e3_c32_re,ir_k3_s1_e6_c32_re,ir_k5_s1_e6_c32_re",
+        "ir_k5_s2_e6_c64_re,ir_k5_s1_e1_c64_xe_re,skip_c64,ir_k5_s1_e3_c64_re"
+        ",ir_k5_s1_e6_c112_re,ir_k3_s1_e1_c112_xe_re,ir_k5_s1_e1_c112_xe_re,ir_k5_s1_e3_c112_re",
+        "ir_k5_s2_e6_c184_re,ir_k5_s1_e1_c184_xe_re,ir_r2_k5_s1_e6_c184_re,ir_k3_s1_e6_c352_re",
+    ], 1984, (74.21, 4.777296, 295.561032)),
+    "fbnet_c": ([
+        "ir_k3_s1_e1_c16_xe_re",
+        "ir_k3_s2_e6_c24_re,skip_c24,ir_r2_k3_s1_e1_c24_xe_re",
+        "ir_k5_s2_e6_c32_re,ir_k5_s1_e3_c32_re,ir_k5_s1_e6_c32_re,ir_k3_s1_e6_c32_re",
+        "ir_k5_s2_e6_c64_re,ir_k5_s1_e3_c64_re,ir_r2_k5_s1_e6_c64_re"
+        ",ir_r3_k5_s1_e6_c112_re,ir_k5_s1_e3_c112_re",
+        "ir_r4_k5_s2_e6_c184_re,ir_k3_s1_e6_c352_re",
+    ], 1984, (75.27, 5.520784, 382.98448)),
+}
+_FBNET_INFO = ("facebookresearch/mobile-vision mobile_cv/model_zoo/models/model_info/fbnet/"
+               "model_info.json (released v1 checkpoint: top1, params_m = conv weights, flops_m)")
+for name, (stages, head, (top1, params, macs)) in _FBNET.items():
+    register_family(Family(name, _fbnet(stages, head), reference="Wu et al. 2019 FBNet Fig. 4; "
+                           "facebookresearch/mobile-vision fbnet_v2/fbnet_modeldef_cls_fbnet.py"))
+    register(ZooEntry(name, name, Published(top1, params, macs, f"{_FBNET_INFO}: {name}")))
+
+# --- ProxylessNAS (Cai et al. 2019; mit-han-lab/proxylessnas net configs) ------------------
+# MBConv e1 has no expand conv; relu6; a searched "zero" op on a shortcut is an identity
+# (skip here). Block lists as ported from proxyless_*.config in osmr/imgclsmob proxylessnas.py.
+def _proxyless(stem: int, first: int, stages: list[str], head: int) -> str:
+    return (f"res224 | conv_k3_s2_c{stem}_re6 | ir_k3_s1_e1_c{first}_re6 | "
+            + " | ".join(stages) + f" | head:conv_k1_c{head}_re6,pool")
+
+
+_PROXYLESS = {
+    "proxylessnas_mobile": (32, 16, [
+        "ir_k5_s2_e3_c32_re6,ir_k3_s1_e3_c32_re6,skip_r2_c32",                         # 112 -> 56
+        "ir_k7_s2_e3_c40_re6,ir_k3_s1_e3_c40_re6,ir_r2_k5_s1_e3_c40_re6",              # 56 -> 28
+        "ir_k7_s2_e6_c80_re6,ir_r3_k5_s1_e3_c80_re6"                                   # 28 -> 14
+        ",ir_k5_s1_e6_c96_re6,ir_r3_k5_s1_e3_c96_re6",
+        "ir_k7_s2_e6_c192_re6,ir_k7_s1_e6_c192_re6,ir_r2_k7_s1_e3_c192_re6"            # 14 -> 7
+        ",ir_k7_s1_e6_c320_re6",
+    ], 1280, (74.6, 4.08, 320.4, "README table (74.6 top-1, 78 ms Pixel 1) and "
+                                 "logs/imagenet_mobile_log.txt (4.08M params, 320.4M FLOPs)")),
+    "proxylessnas_cpu": (40, 24, [
+        "ir_k3_s2_e6_c32_re6,ir_r3_k3_s1_e3_c32_re6",
+        "ir_k3_s2_e6_c48_re6,ir_r2_k3_s1_e3_c48_re6,ir_k5_s1_e3_c48_re6",
+        "ir_k3_s2_e6_c88_re6,skip_r2_c88,ir_k3_s1_e3_c88_re6"
+        ",ir_k5_s1_e6_c104_re6,ir_r3_k3_s1_e3_c104_re6",
+        "ir_k5_s2_e6_c216_re6,ir_r2_k5_s1_e3_c216_re6,ir_k3_s1_e3_c216_re6"
+        ",ir_k5_s1_e6_c360_re6",
+    ], 1432, (75.29, 4.36, 439.2, "logs/imagenet_cpu_log.txt (top-1 75.290, 4.36M, 439.2M FLOPs)")),
+    "proxylessnas_gpu": (40, 24, [
+        "ir_k5_s2_e3_c32_re6,skip_r3_c32",
+        "ir_k7_s2_e3_c56_re6,skip_r2_c56,ir_k3_s1_e3_c56_re6",
+        "ir_k7_s2_e6_c112_re6,skip_r2_c112,ir_k5_s1_e3_c112_re6"
+        ",ir_k5_s1_e6_c128_re6,skip_c128,ir_k3_s1_e3_c128_re6,ir_k5_s1_e3_c128_re6",
+        "ir_r3_k7_s2_e6_c256_re6,ir_k5_s1_e6_c256_re6,ir_k7_s1_e6_c432_re6",
+    ], 1728, (75.1, 7.12, 465.3, "README table (75.1 top-1) and logs/imagenet_gpu_log.txt "
+                                 "(7.12M params, 465.3M FLOPs)")),
+}
+for name, (stem, first, stages, head, (top1, params, macs, where)) in _PROXYLESS.items():
+    register_family(Family(name, _proxyless(stem, first, stages, head),
+                           ChannelRule(head_conv="above_one"), dropout=0.1,
+                           reference="mit-han-lab/proxylessnas proxyless_nas/layers.py MBInvertedConvLayer"))
+    register(ZooEntry(name, name, Published(top1, params, macs, f"mit-han-lab/proxylessnas {where}")))
+
+# --- Single-Path NAS (Stamoulis et al. 2019; final Pixel 1 model as in timm _gen_spnasnet) ---
+register_family(Family(
+    "single_path_nas",
+    "res224 | conv_k3_s2_c32_re | ir_k3_s1_e1_c16_re_noskip"                  # 112
+    " | ir_r3_k3_s2_e3_c24_re,skip_c24"                                         # 112 -> 56
+    " | ir_k5_s2_e6_c40_re,ir_r3_k3_s1_e3_c40_re"                               # 56 -> 28
+    " | ir_k5_s2_e6_c80_re,ir_r3_k3_s1_e3_c80_re,ir_k5_s1_e6_c96_re,ir_r3_k5_s1_e3_c96_re"  # 14
+    " | ir_r4_k5_s2_e6_c192_re,ir_k3_s1_e6_c320_re_noskip"                      # 14 -> 7
+    " | head:conv_k1_c1280_re,pool",
+    ChannelRule(head_conv="never"),
+    reference="enyac-group/single-path-nas (MnasNet-style blocks); timm efficientnet.py "
+              "_gen_spnasnet arch_def",
+))
+register(ZooEntry("single_path_nas", "single_path_nas",
+                  Published(74.96, None, None, "Stamoulis et al. 2019, Single-Path NAS, "
+                            "arXiv:1904.02877 abstract (74.96% top-1, 79 ms Pixel 1)",
+                            note="the paper publishes no parameter or MAC count")))

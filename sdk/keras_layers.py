@@ -1,0 +1,78 @@
+"""Small Keras layers the architectures need and Keras lacks (serializable, converter-friendly).
+
+Each one lowers to plain TFLite builtins (ADD, RELU6, MUL, RESHAPE, TRANSPOSE, SPLIT/SLICE)
+and to Core ML ops; TFLite fuses ``x * relu6(x + 3) / 6`` into HARD_SWISH.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+_PACKAGE = "edgetailor"
+
+
+@tf.keras.utils.register_keras_serializable(_PACKAGE)
+class HardSigmoid(tf.keras.layers.Layer):
+    """relu6(x + 3) / 6, as in MobileNetV3 (not Keras 2's 0.2x + 0.5)."""
+
+    def call(self, inputs):
+        return tf.nn.relu6(inputs + 3.0) * (1.0 / 6.0)
+
+
+@tf.keras.utils.register_keras_serializable(_PACKAGE)
+class HardSwish(tf.keras.layers.Layer):
+    """x * relu6(x + 3) / 6."""
+
+    def call(self, inputs):
+        return inputs * (tf.nn.relu6(inputs + 3.0) * (1.0 / 6.0))
+
+
+@tf.keras.utils.register_keras_serializable(_PACKAGE)
+class ChannelShuffle(tf.keras.layers.Layer):
+    """ShuffleNet's channel shuffle over ``groups`` (NHWC)."""
+
+    def __init__(self, groups: int, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = groups
+
+    def call(self, inputs):
+        _, h, w, c = inputs.shape
+        x = tf.reshape(inputs, [-1, h, w, self.groups, c // self.groups])
+        x = tf.transpose(x, [0, 1, 2, 4, 3])
+        return tf.reshape(x, [-1, h, w, c])
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@tf.keras.utils.register_keras_serializable(_PACKAGE)
+class SplitChannels(tf.keras.layers.Layer):
+    """Split the channel axis into ``parts`` equal tensors."""
+
+    def __init__(self, parts: int, **kwargs):
+        super().__init__(**kwargs)
+        self.parts = parts
+
+    def call(self, inputs):
+        return tf.split(inputs, self.parts, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "parts": self.parts}
+
+
+@tf.keras.utils.register_keras_serializable(_PACKAGE)
+class KeepChannels(tf.keras.layers.Layer):
+    """The first ``channels`` channels (GhostNet trims its concatenation to the output width)."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, inputs):
+        return inputs[..., : self.channels]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (HardSigmoid, HardSwish, ChannelShuffle,
+                                                SplitChannels, KeepChannels)}
