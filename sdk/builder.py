@@ -173,16 +173,22 @@ def _block(x, block: Block, divisor: int, name: str):
 
 
 def build(spec: ArchSpec, num_classes: int = 1000, include_top: bool = True,
-          dropout: float = 0.0, name: str = "edgetailor") -> tf.keras.Model:
-    """A tf.keras model of ``spec`` taking normalised float input ``[1, R, R, 3]``.
+          dropout: float = 0.0, classifier_activation: str | None = "softmax",
+          preprocessing: list[tf.keras.layers.Layer] | None = None,
+          name: str = "edgetailor") -> tf.keras.Model:
+    """A tf.keras model of ``spec`` taking float input ``[1, R, R, 3]``.
 
-    With ``include_top`` the output is softmax probabilities over ``num_classes``; without it
-    the model ends at the head's pooled features (``[1, 1, 1, C]``).
+    The input is expected normalised unless ``preprocessing`` layers (e.g. Keras Applications'
+    Rescaling/Normalization) are given; they run first. With ``include_top`` the output is
+    ``classifier_activation`` (softmax, or logits for None) over ``num_classes``; without it the
+    model ends at the head's pooled features (``[1, 1, 1, C]``).
     """
     if include_top and num_classes < 1:
         raise SpecError(f"num_classes must be >= 1 (got {num_classes})")
     inputs = L.Input((spec.resolution, spec.resolution, 3), name="image")
     x = inputs
+    for layer in preprocessing or []:
+        x = layer(x)
     sections = [("stem", spec.stem)] + [(f"stage{i + 1}", s) for i, s in enumerate(spec.stages)]
     sections.append(("head", spec.head))
     for section, blocks in sections:
@@ -196,7 +202,8 @@ def build(spec: ArchSpec, num_classes: int = 1000, include_top: bool = True,
         if dropout > 0:
             x = L.Dropout(dropout, name="dropout")(x)
         x = L.Dense(num_classes, name="classifier")(x)
-        x = L.Softmax(name="probabilities")(x)
+        if classifier_activation:
+            x = L.Activation(classifier_activation, name="probabilities")(x)
     return tf.keras.Model(inputs, x, name=name)
 
 

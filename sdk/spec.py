@@ -21,8 +21,8 @@ pool        global average pooling (head only)
 fc          1x1 conv with bias and no BN after pooling (head only)
 ==========  ==============================================================================
 
-Tokens: ``r<int>`` repeats, ``k<int>`` kernel, ``s<int>`` stride (first repeat only),
-``e<float>`` expansion ratio, ``c<int>`` output channels, ``se<float>`` squeeze-excite as in
+Tokens: ``r<int>`` repeats (default 1), ``k<int>`` kernel, ``s<int>`` stride of the first repeat
+(default 1), ``e<float>`` expansion ratio, ``c<int>`` output channels, ``se<float>`` squeeze-excite as in
 MnasNet/EfficientNet (width = ``int(in * ratio)``, block activation inside, sigmoid gate),
 ``hse<float>`` squeeze-excite as in MobileNetV3/GhostNet (width = ``make_divisible(mid * ratio)``,
 ReLU inside, hard-sigmoid gate), ``g<int>`` groups of the 1x1 convs (with channel shuffle),
@@ -128,7 +128,9 @@ class Block:
         parts = [self.kind]
         for name in _KIND_FIELDS[self.kind]:
             value = getattr(self, name)
-            if name == "repeats" or name == "kernel" or name == "stride" or name == "channels":
+            if name in ("repeats", "stride") and value == 1:
+                continue  # the defaults stay implicit: ir_k3_e6_c24 is one stride-1 block
+            if name in ("repeats", "kernel", "stride", "channels"):
                 parts.append(f"{name[0]}{value}")
             elif name == "expand":
                 parts.append(f"e{_fmt(value)}")

@@ -1,0 +1,3 @@
+from edgetailor.cli import main
+
+main()

@@ -1,0 +1,176 @@
+"""The ``edgetailor`` command line: a thin click shell over the library.
+
+``zoo`` and ``describe`` never import TensorFlow; ``build`` does, lazily.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from edgetailor import __version__, layers, zoo
+from edgetailor.spec import SpecError
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=1))
+
+
+def _resolve(arch: str, width: float | None, resolution: int | None) -> zoo.Resolved:
+    try:
+        return zoo.resolve(arch, width=width, resolution=resolution)
+    except SpecError as exc:
+        _fail(str(exc))
+
+
+def _millions(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+@click.group()
+@click.version_option(__version__, prog_name="edgetailor")
+def main() -> None:
+    """Tailor a mobile vision model to one phone and one latency budget."""
+
+
+@main.command("zoo")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def zoo_command(as_json: bool) -> None:
+    """The registry: published top-1, params and MACs, ours beside them, and sources."""
+    rows = []
+    for entry in zoo.entries():
+        spec = entry.spec
+        params, macs = layers.count(spec)
+        pub = entry.published
+        rows.append({
+            "name": entry.name, "family": entry.family, "resolution": entry.resolution,
+            "width": entry.width, "depth": entry.depth, "top1": pub.top1,
+            "params_m": round(params / 1e6, 3), "published_params_m": pub.params_m,
+            "macs_m": round(macs / 1e6, 1), "published_macs_m": pub.macs_m,
+            "source": pub.source, "note": pub.note or None, "spec": spec.encode(),
+        })
+    if as_json:
+        _emit_json(rows)
+        return
+    header = f"{'name':32} {'res':>4} {'top1':>6} {'params M':>15} {'MACs M':>17}  source"
+    click.echo(header)
+    click.echo(f"{'':32} {'':>4} {'':>6} {'ours / pub':>15} {'ours / pub':>17}")
+    for r in rows:
+        top1 = "-" if r["top1"] is None else f"{r['top1']:.1f}"
+        params = f"{r['params_m']:.2f} / {_millions(r['published_params_m'])}"
+        macs = f"{r['macs_m']:.0f} / {_millions(r['published_macs_m'], 0)}"
+        click.echo(f"{r['name']:32} {r['resolution']:>4} {top1:>6} {params:>15} {macs:>17}  "
+                   f"{r['source']}")
+
+
+@main.command()
+@click.argument("arch")
+@click.option("--resolution", type=click.IntRange(16, 2048), help="Input size in pixels.")
+@click.option("--width", type=click.FloatRange(0.05, 4.0), help="Width multiplier.")
+@click.option("--num-classes", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def describe(arch: str, resolution: int | None, width: float | None, num_classes: int,
+             as_json: bool) -> None:
+    """Spec string, params, MACs and a per-layer table of ARCH (a zoo name, family or spec)."""
+    resolved = _resolve(arch, width, resolution)
+    try:
+        walked = layers.walk(resolved.spec, num_classes)
+    except SpecError as exc:
+        _fail(str(exc))
+    params = sum(layer.params for layer in walked)
+    macs = sum(layer.macs for layer in walked)
+    if as_json:
+        _emit_json({
+            "name": resolved.name, "spec": resolved.spec.encode(),
+            "spec_json": resolved.spec.to_dict(), "resolution": resolved.spec.resolution,
+            "params": params, "keras_params": sum(layer.keras_params for layer in walked),
+            "macs": macs,
+            "layers": [{"name": l.name, "block": l.block.encode(), "in": list(l.in_shape),
+                        "out": list(l.out_shape), "params": l.params, "macs": l.macs}
+                       for l in walked],
+        })
+        return
+    click.echo(f"{resolved.name}: {resolved.spec.encode()}")
+    click.echo(f"params {params / 1e6:.3f} M   MACs {macs / 1e6:.1f} M   "
+               f"input {resolved.spec.resolution}x{resolved.spec.resolution}x3")
+    click.echo(f"{'layer':12} {'block':34} {'in':>14} {'out':>14} {'params':>10} {'MACs':>12}")
+    for l in walked:
+        shape_in = "x".join(map(str, l.in_shape))
+        shape_out = "x".join(map(str, l.out_shape))
+        click.echo(f"{l.name:12} {l.block.encode():34} {shape_in:>14} {shape_out:>14} "
+                   f"{l.params:>10,} {l.macs:>12,}")
+
+
+@main.command()
+@click.argument("arch")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to save the model (.keras).")
+@click.option("--resolution", type=click.IntRange(16, 2048), help="Input size in pixels.")
+@click.option("--width", type=click.FloatRange(0.05, 4.0), help="Width multiplier.")
+@click.option("--num-classes", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0.0, 0.9), help="Dropout before the classifier.")
+@click.option("--keras-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A Keras Applications .h5 weights file to start from (no download).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def build(arch: str, out_path: Path, resolution: int | None, width: float | None,
+          num_classes: int, dropout: float | None, keras_weights: Path | None,
+          as_json: bool) -> None:
+    """Build ARCH as a tf.keras model and save it (random weights unless --keras-weights)."""
+    if out_path.suffix != ".keras":
+        _fail(f"--out must end in .keras (got {out_path.name})")
+    if not out_path.parent.exists():
+        _fail(f"output folder does not exist: {out_path.parent}")
+    resolved = _resolve(arch, width, resolution)
+    if keras_weights and width is not None:
+        _fail("--keras-weights fixes the width of the named model; drop --width")
+    from edgetailor import builder, weights  # TensorFlow is imported only here
+
+    try:
+        if keras_weights:
+            keras_model = weights.keras_application(arch, keras_weights, resolution)
+            model = weights.from_keras(keras_model, arch)
+        else:
+            family_dropout = resolved.family.dropout if resolved.family else 0.0
+            entry_dropout = resolved.entry.dropout if resolved.entry else None
+            rate = next(d for d in (dropout, entry_dropout, family_dropout) if d is not None)
+            model = builder.build(resolved.spec, num_classes=num_classes, dropout=rate,
+                                  name=resolved.name)
+    except (SpecError, ValueError) as exc:
+        _fail(str(exc))
+    _save_atomically(model, out_path)
+    summary = {"name": resolved.name, "out": str(out_path), "params": model.count_params(),
+               "resolution": resolved.spec.resolution, "spec": resolved.spec.encode(),
+               "weights": str(keras_weights) if keras_weights else "random"}
+    if as_json:
+        _emit_json(summary)
+    else:
+        click.echo(f"saved {resolved.name} ({summary['params']:,} params, "
+                   f"{summary['weights']} weights) to {out_path}")
+
+
+def _save_atomically(model, out_path: Path) -> None:
+    """Save next to ``out_path`` and rename, so a failure leaves nothing half written."""
+    handle, temp = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".keras",
+                                    dir=out_path.parent)
+    os.close(handle)
+    try:
+        model.save(temp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(temp, out_path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
