@@ -111,7 +111,6 @@ def resolve(arch: str, width: float | None = None, resolution: int | None = None
     For a zoo entry, ``width`` replaces the entry's width (the family rule is applied from the
     base). For an inline spec, ``width`` scales its channels with the default rule.
     """
-    _load()
     arch = arch.strip()
     if arch in ZOO:
         entry = ZOO[arch]
@@ -132,12 +131,9 @@ def resolve(arch: str, width: float | None = None, resolution: int | None = None
     raise UnknownArchitecture(f"unknown architecture {arch!r}{more}")
 
 
-def _load() -> None:
-    # The family definitions register themselves on import; kept out of this module's import
-    # so that the registry machinery has no data cycle.
-    from edgetailor import zoo_families  # noqa: F401
-
-
 def entries() -> list[ZooEntry]:
-    _load()
     return list(ZOO.values())
+
+
+# The published families register themselves; imported last, once the machinery above exists.
+from edgetailor import zoo_families  # noqa: E402,F401
