@@ -66,7 +66,7 @@ def test_unknown_names_suggest_close_ones():
     with pytest.raises(zoo.UnknownArchitecture, match="did you mean .*mobilenet_v2_100"):
         zoo.resolve("mobilenet_v2_10")
     with pytest.raises(zoo.UnknownArchitecture, match="see `edgetailor zoo`"):
-        zoo.resolve("resnet")
+        zoo.resolve("vgg")
 
 
 @pytest.mark.parametrize("name", ENTRIES)
