@@ -6,8 +6,15 @@ setup(
     version="0.1.0",
     description="Tailor a mobile vision model to one phone and one latency budget.",
     python_requires=">=3.10,<3.12",
-    package_dir={"edgetailor": "sdk"},
-    packages=["edgetailor"],
+    package_dir={
+        "edgetailor": "sdk",
+        "edgetailor.device_profiles": "device_profiles",
+        "edgetailor.android_harness": "android_harness",
+        "edgetailor.ios_harness": "ios_harness",
+    },
+    packages=["edgetailor", "edgetailor.device_profiles", "edgetailor.android_harness",
+              "edgetailor.ios_harness"],
+    package_data={"edgetailor.device_profiles": ["*.json"]},
     install_requires=[
         "tensorflow-cpu==2.15.1",
         "tflite-support==0.4.4",

@@ -1,0 +1,1 @@
+"""Android measurement harness: adb + TFLite benchmark_model, output parser."""

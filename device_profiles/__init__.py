@@ -1,0 +1,1 @@
+"""Versioned device latency profiles (JSON package data), their schema and loader."""
