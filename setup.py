@@ -22,6 +22,8 @@ setup(
         "protobuf==3.20.3",
         "numpy==1.26.4",
         "click==8.5.1",
+        "scipy==1.11.4",
+        "PyYAML==6.0.4",
     ],
     extras_require={"test": ["pytest==9.2.0", "hypothesis==6.170.17"]},
     entry_points={"console_scripts": ["edgetailor = edgetailor.cli:main"]},

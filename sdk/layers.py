@@ -224,6 +224,24 @@ def expand_repeats(block: Block) -> list[Block]:
     return [first] + [dataclasses.replace(first, stride=1)] * (block.repeats - 1)
 
 
+def block_cost(block: Block, in_shape: Shape, divisor: int = 8, name: str = "block") -> LayerCost:
+    """One block instance (repeats=1) applied to ``in_shape``: its ops, shapes and costs."""
+    ops = _block_ops(block, in_shape, divisor)
+    if has_residual(block, in_shape[2]):
+        ops.append(_free("add", ops[-1].out_shape if ops else in_shape))
+    out_shape = ops[-1].out_shape if ops else in_shape
+    return LayerCost(name, block, in_shape, out_shape, tuple(ops))
+
+
+def classifier_cost(in_shape: Shape, num_classes: int) -> LayerCost:
+    """The dense classifier after the head's global pool."""
+    if in_shape[:2] != (1, 1):
+        raise SpecError("the head must pool to 1x1 before the classifier")
+    dense = conv_op(in_shape, num_classes, bn=False, bias=True)
+    return LayerCost("classifier", Block("fc", channels=num_classes, act="linear"),
+                     in_shape, dense.out_shape, (dense,))
+
+
 def walk(spec: ArchSpec, num_classes: int | None = 1000) -> list[LayerCost]:
     """Every block instance of ``spec`` with its ops; a dense classifier when ``num_classes``."""
     shape: Shape = (spec.resolution, spec.resolution, 3)
@@ -234,21 +252,12 @@ def walk(spec: ArchSpec, num_classes: int | None = 1000) -> list[LayerCost]:
         index = 0
         for block in blocks:
             for instance in (expand_repeats(block) if block.kind not in ("pool", "fc") else [block]):
-                ops = _block_ops(instance, shape, spec.divisor)
-                if has_residual(instance, shape[2]):
-                    ops.append(_free("add", ops[-1].out_shape if ops else shape))
-                out_shape = ops[-1].out_shape if ops else shape
-                if instance.kind == "skip" and not ops:
-                    out_shape = shape
-                out.append(LayerCost(f"{section}.{index}", instance, shape, out_shape, tuple(ops)))
-                shape = out_shape
+                layer = block_cost(instance, shape, spec.divisor, f"{section}.{index}")
+                out.append(layer)
+                shape = layer.out_shape
                 index += 1
     if num_classes:
-        if shape[:2] != (1, 1):
-            raise SpecError("the head must pool to 1x1 before the classifier")
-        dense = conv_op(shape, num_classes, bn=False, bias=True)
-        out.append(LayerCost("classifier", Block("fc", channels=num_classes, act="linear"),
-                             shape, dense.out_shape, (dense,)))
+        out.append(classifier_cost(shape, num_classes))
     return out
 
 

@@ -1,0 +1,142 @@
+"""Latency from the layer walk: typed layer keys, op features and a fitted linear model.
+
+A block's latency is either looked up in a device profile's table (key: block string and input
+shape, e.g. ``ir_k5_s2_e3_c40_re6@112x112x24``) or predicted as ``features . coefficients``,
+where the features are per-op-type work counts (MACs by conv type and kernel, tensor elements
+moved, costly activations, op count) summed over the block's ops. Coefficients are fitted by
+non-negative least squares on relative error, so they read as ms per unit of work. Pure numpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetailor.layers import LayerCost, Op, walk
+from edgetailor.spec import ArchSpec
+
+# Units: MACs and elements in millions; "count" in ops; "model" is 1 per whole network.
+FEATURES = (
+    "conv_mmacs",        # k x k convolutions (k > 1), grouped or not
+    "pw_mmacs",          # 1 x 1 convolutions on feature maps
+    "pw_melems",         # their input + output elements (memory traffic)
+    "dw3_mmacs",         # depthwise 3 x 3
+    "dw5_mmacs",         # depthwise 5 x 5
+    "dw7_mmacs",         # depthwise 7 x 7 and larger
+    "dw_melems",         # depthwise input + output elements
+    "fc_mmacs",          # 1 x 1 convs on pooled vectors: SE, head fc, classifier
+    "eltwise_melems",    # add, mul, concat, split, shuffle, pooling: elements touched
+    "act_melems",        # feature-map elements through hard-swish, swish, (hard-)sigmoid
+    "op_count",          # per-op dispatch overhead
+    "model",             # per-inference overhead
+)
+N_FEATURES = len(FEATURES)
+_INDEX = {name: i for i, name in enumerate(FEATURES)}
+_COSTLY_ACTS = {"hswish", "swish", "sigmoid", "hsigmoid"}
+
+
+def _elems(shape) -> float:
+    return shape[0] * shape[1] * shape[2] / 1e6
+
+
+def op_features(op: Op) -> np.ndarray:
+    """The feature vector of one op."""
+    f = np.zeros(N_FEATURES)
+    if op.kind == "conv":
+        if op.in_shape[:2] == (1, 1):
+            f[_INDEX["fc_mmacs"]] = op.macs / 1e6
+        elif op.kernel == 1:
+            f[_INDEX["pw_mmacs"]] = op.macs / 1e6
+            f[_INDEX["pw_melems"]] = _elems(op.in_shape) + _elems(op.out_shape)
+        else:
+            f[_INDEX["conv_mmacs"]] = op.macs / 1e6
+    elif op.kind == "dwconv":
+        kernel = "dw3_mmacs" if op.kernel <= 3 else "dw5_mmacs" if op.kernel == 5 else "dw7_mmacs"
+        f[_INDEX[kernel]] = op.macs / 1e6
+        f[_INDEX["dw_melems"]] = _elems(op.in_shape) + _elems(op.out_shape)
+    else:
+        f[_INDEX["eltwise_melems"]] = _elems(op.in_shape)
+    if op.act in _COSTLY_ACTS and op.out_shape[:2] != (1, 1):  # on feature maps, not SE gates
+        f[_INDEX["act_melems"]] = _elems(op.out_shape)
+    f[_INDEX["op_count"]] = 1
+    return f
+
+
+def layer_features(layer: LayerCost) -> np.ndarray:
+    if not layer.ops:
+        return np.zeros(N_FEATURES)
+    return np.sum([op_features(op) for op in layer.ops], axis=0)
+
+
+def model_features(layers: list[LayerCost]) -> np.ndarray:
+    """Features of a whole network: its layers plus the per-inference constant."""
+    f = np.sum([layer_features(layer) for layer in layers], axis=0)
+    f[_INDEX["model"]] = 1
+    return f
+
+
+def layer_key(layer: LayerCost) -> str:
+    """Typed lookup key: the block string at its input shape."""
+    h, w, c = layer.in_shape
+    return f"{layer.block.encode()}@{h}x{w}x{c}"
+
+
+@dataclass(frozen=True)
+class LayerLatency:
+    name: str
+    key: str
+    latency_ms: float
+    source: str  # "table" or "model"
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """A prediction: total, its expected relative error, and where each layer's time came from."""
+
+    total_ms: float
+    expected_error_pct: float | None
+    overhead_ms: float
+    layers: tuple[LayerLatency, ...]
+
+    @property
+    def table_share(self) -> float:
+        """Fraction of the total that came from measured table entries."""
+        measured = sum(l.latency_ms for l in self.layers if l.source == "table")
+        return measured / self.total_ms if self.total_ms else 0.0
+
+
+def predict_layers(layers: list[LayerCost], coefficients: np.ndarray,
+                   table: dict[str, float] | None = None,
+                   expected_error_pct: float | None = None) -> Breakdown:
+    """Latency of a layer list: table entries where present, the fitted model elsewhere."""
+    table = table or {}
+    out = []
+    for layer in layers:
+        key = layer_key(layer)
+        if key in table:
+            out.append(LayerLatency(layer.name, key, float(table[key]), "table"))
+        else:
+            out.append(LayerLatency(layer.name, key,
+                                    float(layer_features(layer) @ coefficients), "model"))
+    overhead = float(coefficients[_INDEX["model"]])
+    total = overhead + sum(l.latency_ms for l in out)
+    return Breakdown(total, expected_error_pct, overhead, tuple(out))
+
+
+def predict_spec(spec: ArchSpec, coefficients: np.ndarray, table: dict[str, float] | None = None,
+                 expected_error_pct: float | None = None, num_classes: int = 1000) -> Breakdown:
+    return predict_layers(walk(spec, num_classes), coefficients, table, expected_error_pct)
+
+
+def fit(features: np.ndarray, latency_ms: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Non-negative least squares on relative error: minimise sum(w * ((X c - y) / y)^2)."""
+    from scipy.optimize import nnls
+
+    x = np.asarray(features, dtype=float)
+    y = np.asarray(latency_ms, dtype=float)
+    if len(y) == 0 or np.any(y <= 0):
+        raise ValueError("calibration needs positive latencies")
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
+    scale = np.sqrt(w) / y
+    coefficients, _ = nnls(x * scale[:, None], y * scale, maxiter=50 * x.shape[1])
+    return coefficients
