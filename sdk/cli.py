@@ -41,34 +41,106 @@ def main() -> None:
     """Tailor a mobile vision model to one phone and one latency budget."""
 
 
+def _profile(device: str):
+    from edgetailor import profiles
+
+    try:
+        return profiles.load(device)
+    except profiles.ProfileError as exc:
+        _fail(str(exc))
+
+
 @main.command("zoo")
+@click.option("--device", help="Add predicted latency on this device (profile name or file).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def zoo_command(as_json: bool) -> None:
+def zoo_command(device: str | None, as_json: bool) -> None:
     """The registry: published top-1, params and MACs, ours beside them, and sources."""
+    profile = _profile(device) if device else None
     rows = []
     for entry in zoo.entries():
         spec = entry.spec
         params, macs = layers.count(spec)
         pub = entry.published
+        latency = profile.predict(spec).total_ms if profile else None
         rows.append({
             "name": entry.name, "family": entry.family, "resolution": entry.resolution,
             "width": entry.width, "depth": entry.depth, "top1": pub.top1,
             "params_m": round(params / 1e6, 3), "published_params_m": pub.params_m,
             "macs_m": round(macs / 1e6, 1), "published_macs_m": pub.macs_m,
             "source": pub.source, "note": pub.note or None, "spec": spec.encode(),
+            **({"device": profile.name, "latency_ms": round(latency, 2),
+                "expected_error_pct": profile.expected_error_pct} if profile else {}),
         })
     if as_json:
         _emit_json(rows)
         return
-    header = f"{'name':32} {'res':>4} {'top1':>6} {'params M':>15} {'MACs M':>17}  source"
-    click.echo(header)
+    lat = f" {'ms on ' + profile.aliases[0]:>14}" if profile else ""
+    click.echo(f"{'name':32} {'res':>4} {'top1':>6} {'params M':>15} {'MACs M':>17}{lat}  source")
     click.echo(f"{'':32} {'':>4} {'':>6} {'ours / pub':>15} {'ours / pub':>17}")
     for r in rows:
         top1 = "-" if r["top1"] is None else f"{r['top1']:.1f}"
         params = f"{r['params_m']:.2f} / {_millions(r['published_params_m'])}"
         macs = f"{r['macs_m']:.0f} / {_millions(r['published_macs_m'], 0)}"
-        click.echo(f"{r['name']:32} {r['resolution']:>4} {top1:>6} {params:>15} {macs:>17}  "
+        lat = f" {r['latency_ms']:>14.1f}" if profile else ""
+        click.echo(f"{r['name']:32} {r['resolution']:>4} {top1:>6} {params:>15} {macs:>17}{lat}  "
                    f"{r['source']}")
+    if profile:
+        click.echo(f"latency: {profile.name}, expected error {_expected(profile.expected_error_pct)}")
+
+
+def _expected(pct: float | None) -> str:
+    return "unknown (too few calibration rows)" if pct is None else f"±{pct:.1f}%"
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def devices(as_json: bool) -> None:
+    """The shipped device profiles with their calibration errors."""
+    from edgetailor import profiles
+
+    shipped = profiles.shipped()
+    if as_json:
+        _emit_json([p.summary() for p in shipped])
+        return
+    click.echo(f"{'name':34} {'aliases':32} {'expected error':>16}  setting")
+    for p in shipped:
+        click.echo(f"{p.name:34} {', '.join(p.aliases):32} {_expected(p.expected_error_pct):>16}  "
+                   f"{p.setting}")
+
+
+@main.command()
+@click.argument("arch")
+@click.option("--device", required=True, help="Profile name (see `edgetailor devices`) or file.")
+@click.option("--resolution", type=click.IntRange(16, 2048), help="Input size in pixels.")
+@click.option("--width", type=click.FloatRange(0.05, 4.0), help="Width multiplier.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def latency(arch: str, device: str, resolution: int | None, width: float | None, as_json: bool) -> None:
+    """Predicted latency of ARCH on a device, with its expected error and a per-layer breakdown."""
+    profile = _profile(device)
+    resolved = _resolve(arch, width, resolution)
+    try:
+        breakdown = profile.predict(resolved.spec)
+    except SpecError as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json({
+            "name": resolved.name, "spec": resolved.spec.encode(), "device": profile.name,
+            "profile_version": profile.version, "setting": profile.setting,
+            "latency_ms": round(breakdown.total_ms, 3),
+            "expected_error_pct": breakdown.expected_error_pct,
+            "overhead_ms": round(breakdown.overhead_ms, 3),
+            "table_share": round(breakdown.table_share, 3),
+            "layers": [{"name": l.name, "key": l.key, "latency_ms": round(l.latency_ms, 4),
+                        "source": l.source} for l in breakdown.layers],
+        })
+        return
+    click.echo(f"{resolved.name} on {profile.name}: {breakdown.total_ms:.1f} ms "
+               f"(expected error {_expected(breakdown.expected_error_pct)}; "
+               f"{breakdown.table_share:.0%} from measured table entries)")
+    click.echo(f"{'layer':12} {'ms':>8} {'from':>6}  key")
+    for l in breakdown.layers:
+        click.echo(f"{l.name:12} {l.latency_ms:8.3f} {l.source:>6}  {l.key}")
+    click.echo(f"{'overhead':12} {breakdown.overhead_ms:8.3f} {'model':>6}  per-inference constant")
 
 
 @main.command()
