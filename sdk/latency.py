@@ -105,6 +105,14 @@ class Breakdown:
         return measured / self.total_ms if self.total_ms else 0.0
 
 
+def layer_latency(layer: LayerCost, coefficients: np.ndarray, table: dict[str, float]) -> tuple[float, str]:
+    """One layer's latency in ms and where it came from ("table" or "model")."""
+    key = layer_key(layer)
+    if key in table:
+        return float(table[key]), "table"
+    return float(layer_features(layer) @ coefficients), "model"
+
+
 def predict_layers(layers: list[LayerCost], coefficients: np.ndarray,
                    table: dict[str, float] | None = None,
                    expected_error_pct: float | None = None) -> Breakdown:
@@ -112,12 +120,8 @@ def predict_layers(layers: list[LayerCost], coefficients: np.ndarray,
     table = table or {}
     out = []
     for layer in layers:
-        key = layer_key(layer)
-        if key in table:
-            out.append(LayerLatency(layer.name, key, float(table[key]), "table"))
-        else:
-            out.append(LayerLatency(layer.name, key,
-                                    float(layer_features(layer) @ coefficients), "model"))
+        ms, source = layer_latency(layer, coefficients, table)
+        out.append(LayerLatency(layer.name, layer_key(layer), ms, source))
     overhead = float(coefficients[_INDEX["model"]])
     total = overhead + sum(l.latency_ms for l in out)
     return Breakdown(total, expected_error_pct, overhead, tuple(out))

@@ -27,7 +27,7 @@ public struct LatencyStats: Encodable, Equatable {
         self.std = Self.rounded(variance.squareRoot())
     }
 
-    /// Rounds to 0.1 µs: finer than the clock's useful resolution, and keeps the JSON readable.
+    /// Rounds to 0.1 µs: far below run-to-run jitter, and keeps the JSON readable.
     static func rounded(_ ms: Double) -> Double { (ms * 10_000).rounded() / 10_000 }
 }
 
@@ -40,6 +40,17 @@ public struct BenchResult: Encodable {
     public let latencyMs: LatencyStats?
     public let loadMs: Double?
     public let error: String?
+
+    public init(model: String, computeUnits: ComputeUnit, warmup: Int, runs: Int,
+                latencyMs: LatencyStats?, loadMs: Double?, error: String?) {
+        self.model = model
+        self.computeUnits = computeUnits
+        self.warmup = warmup
+        self.runs = runs
+        self.latencyMs = latencyMs
+        self.loadMs = loadMs
+        self.error = error
+    }
 
     enum CodingKeys: String, CodingKey {
         case model
@@ -56,6 +67,11 @@ public struct BenchResult: Encodable {
 public struct DeviceInfo: Encodable {
     public let model: String
     public let os: String
+
+    public init(model: String, os: String) {
+        self.model = model
+        self.os = os
+    }
 
     public static func current() -> DeviceInfo {
         #if os(macOS)
@@ -84,6 +100,12 @@ public struct BenchReport: Encodable {
     /// Which coremltools converted the models, read from their metadata; nil when none says.
     public let coremltoolsNote: String?
     public let results: [BenchResult]
+
+    public init(device: DeviceInfo, coremltoolsNote: String?, results: [BenchResult]) {
+        self.device = device
+        self.coremltoolsNote = coremltoolsNote
+        self.results = results
+    }
 
     public var failures: [BenchResult] { results.filter { $0.error != nil } }
 

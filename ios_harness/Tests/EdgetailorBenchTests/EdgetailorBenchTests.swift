@@ -4,9 +4,9 @@ import XCTest
 
 final class EdgetailorBenchTests: XCTestCase {
     func testParsesDefaultsAndOptions() throws {
-        let defaults = try XCTUnwrap(BenchArguments.parse(["models", "--out", "r.json"]))
+        let defaults = try XCTUnwrap(try BenchArguments.parse(["models", "--out", "r.json"]))
         XCTAssertEqual(defaults.configuration, BenchConfiguration(warmup: 10, runs: 50, computeUnits: ComputeUnit.allCases))
-        let custom = try XCTUnwrap(BenchArguments.parse(
+        let custom = try XCTUnwrap(try BenchArguments.parse(
             ["models", "--out=r.json", "--warmup", "0", "--runs", "5", "--compute-units", "all,cpuOnly,all"]))
         XCTAssertEqual(custom.configuration, BenchConfiguration(warmup: 0, runs: 5, computeUnits: [.all, .cpuOnly]))
         XCTAssertEqual(custom.output.lastPathComponent, "r.json")
@@ -54,7 +54,8 @@ final class EdgetailorBenchTests: XCTestCase {
 
     func testReportAlwaysWritesTheNoteKey() throws {
         let report = BenchReport(device: DeviceInfo.current(), coremltoolsNote: nil, results: [])
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: report.jsonData()) as? [String: Any])
+        let object = try JSONSerialization.jsonObject(with: try report.jsonData())
+        let json = try XCTUnwrap(object as? [String: Any])
         XCTAssertEqual(json["schema"] as? String, "edgetailor.coreml-bench/1")
         XCTAssertTrue(json["coremltools_note"] is NSNull)
     }
