@@ -228,8 +228,8 @@ def _result(entry: Any, path: str, errors: list[str]) -> BenchResult | None:
     count = len(errors)
     failed = "error" in entry
     if failed:
-        _fields(entry, path, {"model", "compute_units", "warmup", "runs", "error"}, {"load_ms"},
-                errors)
+        _fields(entry, path, {"model", "compute_units", "warmup", "runs", "error"},
+                {"load_ms", "latency_ms"}, errors)
         if "latency_ms" in entry:
             errors.append(f"{path} has both error and latency_ms")
     else:
