@@ -8,11 +8,12 @@ setup(
     python_requires=">=3.10,<3.12",
     package_dir={
         "edgetailor": "sdk",
+        "edgetailor.converters": "converters",
         "edgetailor.device_profiles": "device_profiles",
         "edgetailor.android_harness": "android_harness",
         "edgetailor.ios_harness": "ios_harness",
     },
-    packages=["edgetailor", "edgetailor.device_profiles", "edgetailor.android_harness",
+    packages=["edgetailor", "edgetailor.converters", "edgetailor.device_profiles", "edgetailor.android_harness",
               "edgetailor.ios_harness"],
     package_data={"edgetailor.device_profiles": ["*.json"]},
     install_requires=[

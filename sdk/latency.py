@@ -105,12 +105,27 @@ class Breakdown:
         return measured / self.total_ms if self.total_ms else 0.0
 
 
+def op_key(op: Op) -> str:
+    """Typed lookup key of one op (host profiles measure ops one by one)."""
+    (h, w, c), (oh, ow, oc) = op.in_shape, op.out_shape
+    return f"{op.kind}_k{op.kernel}_s{op.stride}_g{op.groups}_{op.act}@{h}x{w}x{c}->{oh}x{ow}x{oc}"
+
+
 def layer_latency(layer: LayerCost, coefficients: np.ndarray, table: dict[str, float]) -> tuple[float, str]:
-    """One layer's latency in ms and where it came from ("table" or "model")."""
+    """One layer's latency in ms and where it came from: a block entry of the table, the
+    layer's ops all found in the table ("table"), or the fitted model for any op not found."""
     key = layer_key(layer)
     if key in table:
         return float(table[key]), "table"
-    return float(layer_features(layer) @ coefficients), "model"
+    total, source = 0.0, "table" if layer.ops else "model"
+    for op in layer.ops:
+        entry = table.get(op_key(op))
+        if entry is None:
+            total += float(op_features(op) @ coefficients)
+            source = "model"
+        else:
+            total += entry
+    return total, source
 
 
 def predict_layers(layers: list[LayerCost], coefficients: np.ndarray,

@@ -224,8 +224,8 @@ class ArchSpec:
         object.__setattr__(self, "head", tuple(self.head))
         object.__setattr__(self, "width", _normalise(self.width))
         object.__setattr__(self, "depth", _normalise(self.depth))
-        if not 16 <= self.resolution <= 2048:
-            raise SpecError(f"resolution must be in [16, 2048] pixels (got {self.resolution})")
+        if not 4 <= self.resolution <= 2048:  # small inputs: op-level measurement models
+            raise SpecError(f"resolution must be in [4, 2048] pixels (got {self.resolution})")
         if self.divisor not in (1, 2, 4, 8, 16):
             raise SpecError(f"divisor must be 1, 2, 4, 8 or 16 (got {self.divisor})")
         if not self.stem:

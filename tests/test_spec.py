@@ -107,7 +107,7 @@ def test_malformed_blocks_name_the_problem(text, message):
     ("res224 | conv_k3_s2_c16_re | ir_k3_c16,pool | head:pool", "belong in the head"),
     ("res224 | conv_k3_s2_c16_re | ir_k3_c16,ir_k9x_c8 | head:pool",
      "unknown token 'k9x' at token 1 of 'ir_k9x_c8' in stage 1, block 2"),
-    ("res8 | conv_k3_s2_c16_re | ir_k3_c16 | head:pool", "resolution must be in [16, 2048]"),
+    ("res2 | conv_k3_s2_c16_re | ir_k3_c16 | head:pool", "resolution must be in [4, 2048]"),
 ])
 def test_malformed_architectures_name_the_problem(text, message):
     with pytest.raises(SpecError) as info:

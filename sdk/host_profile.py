@@ -1,0 +1,130 @@
+"""Measure this machine for real and write a ``host`` device profile.
+
+What a space's architectures are made of is measured op by op: random architectures of the
+space (at each of its resolutions) are walked, their distinct ops collected, and each op is
+written as a one-op TFLite model (``converters.tflite_ops``) and timed with the TFLite
+interpreter (XNNPACK, fixed threads, warm-up, median). Measured ops go in the profile's table;
+the op-feature coefficients are fitted on them for ops never measured; the per-inference
+constant is the interpreter's own ``invoke()`` cost, timed on an empty model.
+
+Measurements are appended to ``<out>.measurements.jsonl`` as they are made, so an interrupted
+run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from edgetailor import spaces, zoo
+from edgetailor.calibration import VERSION, _errors
+from edgetailor.latency import FEATURES, fit, op_features, op_key
+from edgetailor.layers import Op, walk
+from edgetailor.profiles import SCHEMA
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect_ops(space_name: str, archs: int, seed: int = 0, include_zoo: bool = False) -> list[Op]:
+    """Distinct ops of ``archs`` random architectures of the space (plus the zoo, if asked)."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    if space_name != "zoo":
+        space = spaces.get(space_name)
+        specs = [space.decode(row) for row in space.sample(rng, archs)]
+    if include_zoo or space_name == "zoo":
+        specs += [entry.spec for entry in zoo.entries() if entry.resolution <= 320]
+    seen: dict[str, Op] = {}
+    for spec in specs:
+        for layer in walk(spec):
+            for op in layer.ops:
+                seen.setdefault(op_key(op), op)
+    return [seen[key] for key in sorted(seen)]
+
+
+def _empty_model_ms(threads: int) -> float:
+    """``invoke()`` of a model doing (almost) nothing: the per-inference constant."""
+    from edgetailor.converters.tflite_ops import op_model
+    from edgetailor.converters.timing import time_tflite
+
+    tiny = Op("add", (1, 1, 1), (1, 1, 1))
+    return time_tflite(op_model(tiny), threads, min_runs=200, min_seconds=0.2).median_ms
+
+
+def measure_ops(ops: Iterable[Op], journal: Path, threads: int = 1,
+                progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Median ms of each op, reusing (and appending to) the ``journal`` JSONL."""
+    from edgetailor.converters.tflite_ops import op_model
+    from edgetailor.converters.timing import time_tflite
+
+    done: dict[str, float] = {}
+    if journal.exists():
+        for line in journal.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                if entry.get("threads") == threads:
+                    done[entry["key"]] = entry["ms"]
+    with journal.open("a") as stream:
+        for op in ops:
+            key = op_key(op)
+            if key not in done:
+                done[key] = time_tflite(op_model(op), threads).median_ms
+                stream.write(json.dumps({"key": key, "ms": round(done[key], 5), "threads": threads}) + "\n")
+                stream.flush()
+            if progress:
+                progress(1)
+    return done
+
+
+def build_profile(ops: list[Op], measured: dict[str, float], overhead_ms: float, threads: int,
+                  space_name: str) -> dict:
+    """Fit the op-feature coefficients on the measured ops and assemble the profile document."""
+    import tensorflow as tf
+
+    x = np.array([op_features(op) for op in ops])
+    y = np.array([max(measured[op_key(op)] - overhead_ms, 1e-4) for op in ops])
+    coefficients = fit(x, y)
+    coefficients[FEATURES.index("model")] = overhead_ms
+    predicted = x @ coefficients
+    cpu = cpu_name()
+    table = {op_key(op): round(float(v), 5) for op, v in zip(ops, y)}
+    return {
+        "schema": SCHEMA, "name": f"host-{_slug(cpu)}-tflite{tf.__version__}-{threads}t",
+        "aliases": ["host"], "version": VERSION, "device": f"this machine: {cpu}",
+        "runtime": "tflite",
+        "setting": f"TFLite {tf.__version__} interpreter, XNNPACK, {threads} thread(s), float32",
+        "unit": "ms",
+        "provenance": [{"source": "measured here", "space": space_name, "ops": len(ops),
+                        "what": "one-op TFLite models timed with tf.lite.Interpreter"}],
+        "features": list(FEATURES), "coefficients": [round(float(c), 7) for c in coefficients],
+        "table": dict(sorted(table.items())),
+        "error": {"ops_model_in_sample": _errors(predicted, y)},
+        "expected_error_pct": None, "calibration": [],
+    }
+
+
+def _slug(text: str) -> str:
+    return "".join(ch.lower() if ch.isalnum() else "-" for ch in text).strip("-")[:40].strip("-")
+
+
+def write_json_atomically(document: dict, path: Path) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        json.dump(document, stream, indent=1)
+        stream.write("\n")
+    os.chmod(temp, 0o644)
+    os.replace(temp, path)
