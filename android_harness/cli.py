@@ -1,0 +1,180 @@
+"""``edgetailor android-bench``: measure a .tflite on a phone, or read a saved capture.
+
+A thin click shell over :mod:`.adb`, :mod:`.parser` and :mod:`.measurements`; every
+user mistake or failed step ends as one ``Error: ...`` line with a non-zero exit.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .adb import BenchConfig, check_cpu_mask, measure
+from .errors import HarnessError
+from .measurements import Device, to_measurements, write_json, write_text
+from .parser import decode, parse_file, parse_profile
+
+_RUN_ONLY = ("benchmark_binary", "serial", "threads", "op_profiling", "warmup_runs",
+             "num_runs", "timeout_s", "save_output")
+_PARSE_ONLY = ("profile_csv", "device_name")
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _flag(name: str) -> str:
+    return {"timeout_s": "--timeout", "device_name": "--device"}.get(
+        name, "--" + name.replace("_", "-"))
+
+
+def _check_arch(arch: str | None) -> str | None:
+    if arch is None:
+        return None
+    from edgetailor import zoo  # no TensorFlow: specs and the zoo import without it
+    from edgetailor.spec import SpecError
+
+    try:
+        zoo.resolve(arch)
+    except SpecError as exc:
+        _fail(f"--arch: {exc}")
+    return arch.strip()
+
+
+def _check_folder(path: Path | None, flag: str) -> None:
+    if path is not None and not path.parent.exists():
+        _fail(f"{flag}: folder does not exist: {path.parent}")
+
+
+@click.command("android-bench")
+@click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--parse", "capture", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read a saved benchmark_model capture instead of running on a phone.")
+@click.option("--profile-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --parse: the op profile written by --profiling_output_csv_file.")
+@click.option("--benchmark-binary", type=click.Path(path_type=Path),
+              help="benchmark_model built for the phone (android_aarch64_benchmark_model).")
+@click.option("--serial", help="adb serial of the phone; needed when several are attached.")
+@click.option("--threads", type=click.IntRange(1, 64), help="Interpreter threads.  [default: 1]")
+@click.option("--cpu-mask", help="Hex core mask for taskset, e.g. f0 (big cores; device-specific).")
+@click.option("--op-profiling", is_flag=True, help="Also record per-op timings.")
+@click.option("--warmup-runs", type=click.IntRange(0), help="Minimum warm-up runs.  [default: 1]")
+@click.option("--num-runs", type=click.IntRange(1), help="Minimum timed runs.  [default: 50]")
+@click.option("--timeout", "timeout_s", type=click.IntRange(10, 3600),
+              help="Seconds allowed for the benchmark itself.  [default: 600]")
+@click.option("--arch", help="Architecture of the model (zoo name or spec string), recorded "
+              "for profile import.")
+@click.option("--device", "device_name", help="With --parse: name of the phone the capture "
+              "came from.  [default: unknown]")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the measurement JSON here.")
+@click.option("--save-output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Keep the raw benchmark_model output here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurement JSON.")
+def android_bench(model: Path | None, capture: Path | None, as_json: bool, out_path: Path | None,
+                  arch: str | None, cpu_mask: str | None, **options) -> None:
+    """Latency of MODEL on an Android phone via TFLite benchmark_model and adb.
+
+    Run: android-bench MODEL.tflite --benchmark-binary PATH [--serial S] [--threads N]
+    [--cpu-mask f0] [--op-profiling].  Parse a saved capture: android-bench --parse OUT.txt.
+    """
+    mode, other = ("parse", _RUN_ONLY) if capture else ("run", _PARSE_ONLY)
+    for name in other:
+        if options[name] not in (None, False):
+            _fail(f"{_flag(name)} does nothing "
+                  + ("with --parse" if mode == "parse" else "without --parse"))
+    _check_folder(out_path, "--out")
+    _check_folder(options["save_output"], "--save-output")
+    arch = _check_arch(arch)
+    try:
+        mask = check_cpu_mask(cpu_mask) if cpu_mask else None
+        if mode == "parse":
+            doc = _parse(capture, model, arch, mask, options)
+        else:
+            doc = _run(model, arch, mask, options)
+        if out_path is not None:
+            write_json(out_path, doc)
+    except HarnessError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or 'file'}: {exc.strerror or exc}")
+    if as_json:
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        click.echo(summary(doc))
+        if out_path is not None:
+            click.echo(f"saved       {out_path}")
+
+
+def _parse(capture: Path, model: Path | None, arch: str | None, mask: str | None,
+           options: dict) -> dict:
+    result = parse_file(capture)
+    if options["profile_csv"] is not None:
+        if result.run_profile is not None:
+            _fail("the capture already holds an op profile; drop --profile-csv")
+        path = options["profile_csv"]
+        profiles = parse_profile(decode(path.read_bytes()), path.name)
+        if "run" not in profiles:
+            _fail(f"{path.name}: no 'Operator-wise Profiling Info for Regular Benchmark Runs'")
+        result = replace(result, run_profile=profiles["run"])
+    name = model.name if model else Path(result.graph).name if result.graph else "unknown"
+    device = Device(options["device_name"] or "unknown")
+    return to_measurements(result, model=name, device=device, arch=arch, cpu_mask=mask)
+
+
+def _run(model: Path | None, arch: str | None, mask: str | None, options: dict) -> dict:
+    if model is None:
+        _fail("give MODEL.tflite to measure on a phone, or --parse CAPTURE.txt")
+    if options["benchmark_binary"] is None:
+        _fail("--benchmark-binary is required to run on a phone (android_aarch64_benchmark_model"
+              " from the TFLite nightly builds)")
+    warmup_runs = options["warmup_runs"]
+    config = BenchConfig(threads=options["threads"] or 1, cpu_mask=mask,
+                         op_profiling=options["op_profiling"],
+                         warmup_runs=1 if warmup_runs is None else warmup_runs,
+                         num_runs=options["num_runs"] or 50, timeout_s=options["timeout_s"] or 600)
+    run = measure(model, options["benchmark_binary"], config, options["serial"],
+                  progress=lambda message: click.echo(f"[android-bench] {message}", err=True))
+    if options["save_output"] is not None:
+        write_text(options["save_output"], run.output)  # kept even when parsing fails
+    result = run.parse()
+    return to_measurements(result, model=model.name, device=run.device, arch=arch,
+                           threads=config.threads, cpu_mask=mask)
+
+
+def _fmt(value: float | None, unit: str = " ms", digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def summary(doc: dict, top: int = 5) -> str:
+    """A few human-readable lines about a measurement document."""
+    m, device, runtime = doc["measurements"][0], doc["device"], doc["runtime"]
+    where = device["name"] + (f" ({device['os']})" if device.get("os") else "")
+    if device.get("serial"):
+        where += f", serial {device['serial']}"
+    threads = runtime.get("threads")
+    how = [f"tflite {runtime.get('delegate') or 'delegate unknown'}",
+           f"{threads} thread{'s' if threads != 1 else ''}" if threads else "threads unknown"]
+    if runtime.get("cpu_mask"):
+        how.append(f"cpu mask {runtime['cpu_mask']}")
+    lines = [f"model       {m['model']}" + (f"  (arch {m['arch']})" if m.get("arch") else ""),
+             f"device      {where}", f"runtime     {', '.join(how)}"]
+    spread = ""
+    if "count" in m:
+        spread = (f"  (std {_fmt(m.get('std_ms'), '')}, min {_fmt(m.get('min_ms'), '')}, "
+                  f"max {_fmt(m.get('max_ms'), '')}, {m['count']} runs)")
+    lines.append(f"latency     {_fmt(m['latency_ms'])}{spread}")
+    lines.append(f"startup     init {_fmt(m.get('init_ms'))}, first run {_fmt(m.get('first_ms'))}"
+                 f", warm-up avg {_fmt(m.get('warmup_ms'))}")
+    if "memory_mb" in m:
+        lines.append(f"memory      {_fmt(m['memory_mb'], ' MB', 1)}")
+    ops = m.get("ops")
+    if ops:
+        lines.append(f"ops         {len(ops)} profiled; slowest:")
+        slowest = sorted(ops, key=lambda op: op["avg_ms"] or 0.0, reverse=True)[:top]
+        for op in slowest:
+            lines.append(f"  {op['type'][:28]:28} {_fmt(op['avg_ms'], ' ms', 3):>10} "
+                         f"{_fmt(op['percent'], '%', 1):>7}  {op['name'][:60]}")
+    return "\n".join(lines)
