@@ -181,6 +181,84 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
                    f"{l.params:>10,} {l.macs:>12,}")
 
 
+@main.group()
+def profile() -> None:
+    """Build device profiles: measure this machine, or import phone measurements."""
+
+
+@profile.command("measure")
+@click.option("--space", default="mnasnet", show_default=True,
+              help="Search space whose ops to measure (mnasnet, proxyless, fbnet, ofa_mbv3, zoo).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--archs", type=click.IntRange(1, 10000), default=30, show_default=True,
+              help="Random architectures of the space whose ops are measured.")
+@click.option("--with-zoo", is_flag=True, help="Also measure every op of the zoo models.")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, threads: int,
+                    seed: int, as_json: bool) -> None:
+    """Measure this machine op by op with the TFLite interpreter and write a host profile.
+
+    Interrupted runs resume: measurements go to OUT.measurements.jsonl as they are made.
+    """
+    from edgetailor import host_profile, spaces
+
+    if space != "zoo":
+        try:
+            spaces.get(space)
+        except SpecError as exc:
+            _fail(str(exc))
+    if not out_path.parent.exists():
+        _fail(f"output folder does not exist: {out_path.parent}")
+    ops = host_profile.collect_ops(space, archs, seed, include_zoo=with_zoo)
+    journal = out_path.with_name(out_path.name + ".measurements.jsonl")
+    with click.progressbar(length=len(ops), label=f"timing {len(ops)} ops", file=sys.stderr) as bar:
+        measured = host_profile.measure_ops(ops, journal, threads, bar.update)
+    overhead = host_profile._empty_model_ms(threads)
+    document = host_profile.build_profile(ops, measured, overhead, threads, space)
+    host_profile.write_json_atomically(document, out_path)
+    summary = {"out": str(out_path), "name": document["name"], "ops": len(ops),
+               "error": document["error"]}
+    if as_json:
+        _emit_json(summary)
+    else:
+        fit_error = document["error"]["ops_model_in_sample"]["mape_pct"]
+        click.echo(f"wrote {out_path}: {document['name']}, {len(ops)} ops measured "
+                   f"(fitted fallback, in-sample error on ops {fit_error}%)")
+
+
+@profile.command("import")
+@click.argument("measurements", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base", default="pixel1", show_default=True,
+              help="Profile whose coefficients are scaled to the new device when rows are few.")
+@click.option("--name", "profile_name", required=True, help="Name of the new profile.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+def profile_import(measurements: tuple[Path, ...], base: str, profile_name: str, out_path: Path,
+                   as_json: bool) -> None:
+    """Turn harness results (android-bench, iOS harness) into a device profile."""
+    from edgetailor import profile_import as importer
+
+    base_profile = _profile(base)
+    try:
+        document = importer.profile_from_measurements(list(measurements), base_profile, profile_name)
+    except (ValueError, SpecError) as exc:
+        _fail(str(exc))
+    from edgetailor.host_profile import write_json_atomically
+
+    if not out_path.parent.exists():
+        _fail(f"output folder does not exist: {out_path.parent}")
+    write_json_atomically(document, out_path)
+    if as_json:
+        _emit_json({"out": str(out_path), "name": document["name"], "error": document["error"],
+                    "expected_error_pct": document["expected_error_pct"]})
+    else:
+        click.echo(f"wrote {out_path}: {document['name']} from {len(document['calibration'])} "
+                   f"measured models, expected error {_expected(document['expected_error_pct'])}")
+
+
 @main.command()
 @click.argument("arch")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -226,6 +304,15 @@ def build(arch: str, out_path: Path, resolution: int | None, width: float | None
     else:
         click.echo(f"saved {resolved.name} ({summary['params']:,} params, "
                    f"{summary['weights']} weights) to {out_path}")
+
+
+def _register_harnesses() -> None:
+    from edgetailor.android_harness.cli import android_bench
+
+    main.add_command(android_bench)
+
+
+_register_harnesses()
 
 
 def _save_atomically(model, out_path: Path) -> None:

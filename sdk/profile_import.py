@@ -1,0 +1,66 @@
+"""Harness results (``edgetailor.measurements/1`` JSON) -> a device profile.
+
+Rows whose ``arch`` names a zoo model or a spec become whole-model calibration samples. With
+fewer than ``FIT_MIN_ROWS`` rows the base profile is transferred (scaled by one device factor,
+checked leave-one-out); with more, the op-feature coefficients are fitted on the rows
+themselves and checked leave-one-out.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgetailor import calibration_data as data
+from edgetailor.calibration import Recipe, fitted_profile, transferred_profile
+from edgetailor.layers import walk
+from edgetailor.profiles import DeviceProfile
+from edgetailor.zoo import resolve
+
+SCHEMA = "edgetailor.measurements/1"
+FIT_MIN_ROWS = 15
+
+
+def load_measurements(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: not an edgetailor measurements file (schema {SCHEMA!r})")
+    for i, row in enumerate(document.get("measurements", [])):
+        latency = row.get("latency_ms")
+        if not isinstance(latency, (int, float)) or latency <= 0:
+            raise ValueError(f"{path}: measurements[{i}].latency_ms must be a positive number")
+    return document
+
+
+def profile_from_measurements(paths: list[Path], base: DeviceProfile, name: str) -> dict:
+    samples, devices, runtimes = [], set(), set()
+    for path in paths:
+        document = load_measurements(path)
+        devices.add(document.get("device", {}).get("name", "unknown device"))
+        runtime = document.get("runtime", {})
+        runtimes.add(json.dumps(runtime, sort_keys=True))
+        for row in document["measurements"]:
+            if not row.get("arch"):
+                continue
+            spec = resolve(row["arch"]).spec
+            samples.append(data.Sample(f"{row['model']} ({row['arch']})", "model",
+                                       tuple(walk(spec, 1000)), float(row["latency_ms"]),
+                                       str(path), row["arch"]))
+    if not samples:
+        raise ValueError("no measurement names its architecture ('arch'); "
+                         "run the harness with --arch so rows can be calibrated")
+    if len(runtimes) > 1:
+        raise ValueError(f"measurements mix runtime settings {sorted(runtimes)}; "
+                         "a profile is calibrated to one setting")
+    runtime = json.loads(runtimes.pop())
+    recipe = Recipe(name=name, aliases=[name], device=", ".join(sorted(devices)),
+                    runtime=runtime.get("name", "unknown"),
+                    setting=", ".join(f"{k}={v}" for k, v in sorted(runtime.items()) if v is not None),
+                    models=samples,
+                    provenance=[{"source": str(p), "use": "import"} for p in paths])
+    if len(samples) >= FIT_MIN_ROWS:
+        return fitted_profile(recipe)
+    return transferred_profile(recipe, {"name": base.name, "coefficients": list(base.coefficients),
+                                        "expected_error_pct": base.expected_error_pct})
