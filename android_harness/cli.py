@@ -72,6 +72,11 @@ def _check_folder(path: Path | None, flag: str) -> None:
               help="Write the measurement JSON here.")
 @click.option("--save-output", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep the raw benchmark_model output here.")
+@click.option("--blocks", "blocks_space", help="Instead of MODEL: time every op of random "
+              "architectures of this search space (mnasnet, proxyless, fbnet, ofa_mbv3), one "
+              "op model at a time, for `edgetailor profile import`.")
+@click.option("--archs", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="With --blocks: random architectures whose ops are timed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement JSON.")
 def android_bench(model: Path | None, capture: Path | None, as_json: bool, out_path: Path | None,
                   arch: str | None, cpu_mask: str | None, **options) -> None:
@@ -80,6 +85,10 @@ def android_bench(model: Path | None, capture: Path | None, as_json: bool, out_p
     Run: android-bench MODEL.tflite --benchmark-binary PATH [--serial S] [--threads N]
     [--cpu-mask f0] [--op-profiling].  Parse a saved capture: android-bench --parse OUT.txt.
     """
+    blocks_space, archs = options.pop("blocks_space"), options.pop("archs")
+    if blocks_space:
+        _blocks(blocks_space, archs, model, capture, out_path, cpu_mask, as_json, options)
+        return
     mode, other = ("parse", _RUN_ONLY) if capture else ("run", _PARSE_ONLY)
     for name in other:
         if options[name] not in (None, False):
@@ -106,6 +115,39 @@ def android_bench(model: Path | None, capture: Path | None, as_json: bool, out_p
         click.echo(summary(doc))
         if out_path is not None:
             click.echo(f"saved       {out_path}")
+
+
+def _blocks(space: str, archs: int, model: Path | None, capture: Path | None,
+            out_path: Path | None, cpu_mask: str | None, as_json: bool, options: dict) -> None:
+    from edgetailor import spaces
+    from edgetailor.spec import SpecError
+
+    from .blocks import measure_ops
+
+    if model is not None or capture is not None:
+        _fail("--blocks measures generated op models: drop MODEL and --parse")
+    if out_path is None:
+        _fail("--blocks needs --out for the measurements file")
+    if options["benchmark_binary"] is None:
+        _fail("--benchmark-binary is required to run on a phone")
+    _check_folder(out_path, "--out")
+    try:
+        spaces.get(space)
+        config = BenchConfig(threads=options["threads"] or 1,
+                             cpu_mask=check_cpu_mask(cpu_mask) if cpu_mask else None,
+                             warmup_runs=options["warmup_runs"] or 1,
+                             num_runs=options["num_runs"] or 50,
+                             timeout_s=options["timeout_s"] or 600)
+        doc = measure_ops(space, archs, options["benchmark_binary"], config, options["serial"],
+                          progress=lambda message: click.echo(f"[android-bench] {message}", err=True))
+        write_json(out_path, doc)
+    except (HarnessError, SpecError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        click.echo(f"timed {len(doc['measurements'])} ops on {doc['device']['name']}; "
+                   f"saved {out_path} (next: edgetailor profile import {out_path} --name ...)")
 
 
 def _parse(capture: Path, model: Path | None, arch: str | None, mask: str | None,

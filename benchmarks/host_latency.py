@@ -63,7 +63,7 @@ def main() -> None:
     ops = host_profile.collect_ops(args.space, 30, args.seed, include_zoo=True)
     measured = host_profile.measure_ops(ops, args.work / "ops.jsonl", args.threads)
     overhead = host_profile._empty_model_ms(args.threads)
-    document = host_profile.build_profile(ops, measured, overhead, args.threads, args.space)
+    document = host_profile.host_profile(ops, measured, overhead, args.threads, args.space)
     host_profile.write_json_atomically(document, args.work / "host.json")
     profile = profiles.load_file(args.work / "host.json")
     build_s = time.perf_counter() - started

@@ -216,7 +216,7 @@ def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, thre
     with click.progressbar(length=len(ops), label=f"timing {len(ops)} ops", file=sys.stderr) as bar:
         measured = host_profile.measure_ops(ops, journal, threads, bar.update)
     overhead = host_profile._empty_model_ms(threads)
-    document = host_profile.build_profile(ops, measured, overhead, threads, space)
+    document = host_profile.host_profile(ops, measured, overhead, threads, space)
     host_profile.write_json_atomically(document, out_path)
     summary = {"out": str(out_path), "name": document["name"], "ops": len(ops),
                "error": document["error"]}

@@ -90,31 +90,38 @@ def measure_ops(ops: Iterable[Op], journal: Path, threads: int = 1,
     return done
 
 
-def build_profile(ops: list[Op], measured: dict[str, float], overhead_ms: float, threads: int,
-                  space_name: str) -> dict:
-    """Fit the op-feature coefficients on the measured ops and assemble the profile document."""
-    import tensorflow as tf
-
+def build_profile(ops: list[Op], measured: dict[str, float], overhead_ms: float, *, name: str,
+                  aliases: list[str], device: str, runtime: str, setting: str,
+                  provenance: list[dict]) -> dict:
+    """Measured ops as the table, coefficients fitted on them, ``overhead_ms`` per inference."""
     x = np.array([op_features(op) for op in ops])
     y = np.array([max(measured[op_key(op)] - overhead_ms, 1e-4) for op in ops])
     coefficients = fit(x, y)
     coefficients[FEATURES.index("model")] = overhead_ms
     predicted = x @ coefficients
-    cpu = cpu_name()
     table = {op_key(op): round(float(v), 5) for op, v in zip(ops, y)}
     return {
-        "schema": SCHEMA, "name": f"host-{_slug(cpu)}-tflite{tf.__version__}-{threads}t",
-        "aliases": ["host"], "version": VERSION, "device": f"this machine: {cpu}",
-        "runtime": "tflite",
-        "setting": f"TFLite {tf.__version__} interpreter, XNNPACK, {threads} thread(s), float32",
-        "unit": "ms",
-        "provenance": [{"source": "measured here", "space": space_name, "ops": len(ops),
-                        "what": "one-op TFLite models timed with tf.lite.Interpreter"}],
+        "schema": SCHEMA, "name": name, "aliases": aliases, "version": VERSION, "device": device,
+        "runtime": runtime, "setting": setting, "unit": "ms", "provenance": provenance,
         "features": list(FEATURES), "coefficients": [round(float(c), 7) for c in coefficients],
         "table": dict(sorted(table.items())),
         "error": {"ops_model_in_sample": _errors(predicted, y)},
         "expected_error_pct": None, "calibration": [],
     }
+
+
+def host_profile(ops: list[Op], measured: dict[str, float], overhead_ms: float, threads: int,
+                 space_name: str) -> dict:
+    """The profile of this machine, named for its CPU, TFLite version and thread count."""
+    import tensorflow as tf
+
+    cpu = cpu_name()
+    return build_profile(
+        ops, measured, overhead_ms, name=f"host-{_slug(cpu)}-tflite{tf.__version__}-{threads}t",
+        aliases=["host"], device=f"this machine: {cpu}", runtime="tflite",
+        setting=f"TFLite {tf.__version__} interpreter, XNNPACK, {threads} thread(s), float32",
+        provenance=[{"source": "measured here", "space": space_name, "ops": len(ops),
+                     "what": "one-op TFLite models timed with tf.lite.Interpreter"}])
 
 
 def _slug(text: str) -> str:

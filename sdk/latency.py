@@ -8,6 +8,7 @@ non-negative least squares on relative error, so they read as ms per unit of wor
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,6 +110,25 @@ def op_key(op: Op) -> str:
     """Typed lookup key of one op (host profiles measure ops one by one)."""
     (h, w, c), (oh, ow, oc) = op.in_shape, op.out_shape
     return f"{op.kind}_k{op.kernel}_s{op.stride}_g{op.groups}_{op.act}@{h}x{w}x{c}->{oh}x{ow}x{oc}"
+
+
+_OP_KEY = re.compile(r"^(\w+?)_k(\d+)_s(\d+)_g(\d+)_(\w+)@(\d+)x(\d+)x(\d+)->(\d+)x(\d+)x(\d+)$")
+
+
+def op_from_key(key: str) -> Op:
+    """Rebuild an op (shapes, MACs) from its key, for measurements that name only the key."""
+    match = _OP_KEY.match(key)
+    if not match:
+        raise ValueError(f"not an op key: {key!r}")
+    kind, k, s, g, act, *dims = match.groups()
+    k, s, g = int(k), int(s), int(g)
+    h, w, c, oh, ow, oc = map(int, dims)
+    macs = 0
+    if kind == "conv":
+        macs = oh * ow * k * k * (c // g) * oc
+    elif kind == "dwconv":
+        macs = oh * ow * k * k * oc
+    return Op(kind, (h, w, c), (oh, ow, oc), k, s, g, act=act, macs=macs)
 
 
 def layer_latency(layer: LayerCost, coefficients: np.ndarray, table: dict[str, float]) -> tuple[float, str]:

@@ -34,26 +34,44 @@ def load_measurements(path: Path) -> dict:
     return document
 
 
+def _op_profile(rows: list[dict], name: str, devices: set, runtime: dict, paths) -> dict:
+    """Rows that each time one op (android-bench --blocks): the host-profile recipe."""
+    from edgetailor.host_profile import build_profile
+    from edgetailor.latency import op_from_key
+
+    measured = {row["op"]: float(row["latency_ms"]) for row in rows}
+    ops = [op_from_key(key) for key in sorted(measured)]
+    return build_profile(
+        ops, measured, 0.0, name=name, aliases=[name], device=", ".join(sorted(devices)),
+        runtime=runtime.get("name", "unknown"),
+        setting=", ".join(f"{k}={v}" for k, v in sorted(runtime.items()) if v is not None),
+        provenance=[{"source": str(p), "use": "op table + fit"} for p in paths])
+
+
 def profile_from_measurements(paths: list[Path], base: DeviceProfile, name: str) -> dict:
-    samples, devices, runtimes = [], set(), set()
+    samples, devices, runtimes, op_rows = [], set(), set(), []
     for path in paths:
         document = load_measurements(path)
         devices.add(document.get("device", {}).get("name", "unknown device"))
         runtime = document.get("runtime", {})
         runtimes.add(json.dumps(runtime, sort_keys=True))
         for row in document["measurements"]:
+            if row.get("op"):
+                op_rows.append(row)
             if not row.get("arch"):
                 continue
             spec = resolve(row["arch"]).spec
             samples.append(data.Sample(f"{row['model']} ({row['arch']})", "model",
                                        tuple(walk(spec, 1000)), float(row["latency_ms"]),
                                        str(path), row["arch"]))
-    if not samples:
-        raise ValueError("no measurement names its architecture ('arch'); "
-                         "run the harness with --arch so rows can be calibrated")
     if len(runtimes) > 1:
         raise ValueError(f"measurements mix runtime settings {sorted(runtimes)}; "
                          "a profile is calibrated to one setting")
+    if op_rows:
+        return _op_profile(op_rows, name, devices, json.loads(next(iter(runtimes))), paths)
+    if not samples:
+        raise ValueError("no measurement names its architecture ('arch'); "
+                         "run the harness with --arch so rows can be calibrated")
     runtime = json.loads(runtimes.pop())
     recipe = Recipe(name=name, aliases=[name], device=", ".join(sorted(devices)),
                     runtime=runtime.get("name", "unknown"),

@@ -276,3 +276,36 @@ def test_check_cpu_mask():
     for bad in ("0", "g0", "", "0x"):
         with pytest.raises(HarnessError):
             adb.check_cpu_mask(bad)
+
+
+def test_blocks_times_each_op_model_and_imports_as_a_profile(fake_adb, files, tmp_path):
+    """--blocks: one push of the binary, then push + run per op; the file imports as a profile."""
+    from edgetailor.cli import main
+    from edgetailor import profiles
+
+    binary, _ = files
+    out = tmp_path / "ops.json"
+    result = invoke("--blocks", "proxyless", "--archs", 1, "--benchmark-binary", binary,
+                    "--out", out)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    rows = doc["measurements"]
+    assert rows and all(r["op"] and r["latency_ms"] == 6.15943 for r in rows)
+    calls = fake_adb.calls()
+    assert calls[3] == s("push", str(binary), "/data/local/tmp/benchmark_model")
+    runs = [c for c in calls if any(a.startswith("--graph=") for a in c)]
+    assert len(runs) == len(rows)
+    assert calls[-1] == s("shell", "rm", "-f", "/data/local/tmp/benchmark_model",
+                          "/data/local/tmp/edgetailor_op.tflite")
+    imported = tmp_path / "phone.json"
+    result = CliRunner().invoke(main, ["profile", "import", str(out), "--name", "phone",
+                                       "--out", str(imported)])
+    assert result.exit_code == 0, result.output
+    assert len(profiles.load(str(imported)).table) == len(rows)
+
+
+def test_blocks_needs_out_and_no_model(fake_adb, files):
+    binary, model = files
+    one_line_error(invoke("--blocks", "proxyless", "--benchmark-binary", binary), "--blocks needs --out")
+    one_line_error(invoke(model, "--blocks", "proxyless", "--benchmark-binary", binary, "--out", "x.json"),
+                   "drop MODEL")
