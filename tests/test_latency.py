@@ -122,3 +122,25 @@ def test_cli_devices_and_latency():
 def test_latency_user_mistakes(args, message):
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_op_keys_round_trip_for_every_zoo_op():
+    for entry in zoo.entries():
+        for layer in walk(entry.spec):
+            for op in layer.ops:
+                rebuilt = latency.op_from_key(latency.op_key(op))
+                np.testing.assert_array_equal(latency.op_features(rebuilt), latency.op_features(op))
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="shared/data is not beside this checkout")
+def test_lookup_table_keys_parse_into_the_blocks_they_name():
+    from edgetailor import calibration_data
+
+    samples = calibration_data.lut_samples(DATA / "luts" / "pixel1_proxylessnas_blocks.yaml", "relu6")
+    by_name = {s.name: s for s in samples}
+    block = by_name["expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:5-stride:2-idskip:0"]
+    assert block.table_key == "ir_k5_s2_e3_c24_re6@112x112x16"
+    assert block.layers[0].out_shape == (56, 56, 24)
+    ofa = calibration_data.lut_samples(DATA / "luts" / "note10_ofa_mbv3_r224.yaml", "relu", ofa=True)
+    se_block = next(s for s in ofa if "-se:1-hs:1" in s.name and "expand:408" in s.name)
+    assert "hse0.25_hs" in se_block.table_key and "e3_" in se_block.table_key
