@@ -89,7 +89,7 @@ def zoo_command(device: str | None, as_json: bool) -> None:
 
 
 def _expected(pct: float | None) -> str:
-    return "unknown (too few calibration rows)" if pct is None else f"±{pct:.1f}%"
+    return "unknown (1 row)" if pct is None else f"±{pct:.1f}%"
 
 
 @main.command()

@@ -8,6 +8,7 @@ non-negative least squares on relative error, so they read as ms per unit of wor
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -77,9 +78,16 @@ def model_features(layers: list[LayerCost]) -> np.ndarray:
 
 
 def layer_key(layer: LayerCost) -> str:
-    """Typed lookup key: the block string at its input shape."""
+    """Typed lookup key: the block string at its input shape.
+
+    ``noskip`` is dropped where no shortcut could exist anyway (stride 2 or a width change),
+    so the same computation always has the same key.
+    """
     h, w, c = layer.in_shape
-    return f"{layer.block.encode()}@{h}x{w}x{c}"
+    block = layer.block
+    if not block.residual and (block.stride != 1 or c != block.channels):
+        block = dataclasses.replace(block, residual=True)
+    return f"{block.encode()}@{h}x{w}x{c}"
 
 
 @dataclass(frozen=True)
