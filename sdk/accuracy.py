@@ -114,22 +114,22 @@ def model() -> Top1Model:
 
 
 @functools.lru_cache(maxsize=1)
-def _published_index() -> dict[tuple[str, float, int], Point]:
+def published_index() -> dict[tuple[str, float, int], Point]:
     return {(p.family, p.width, p.resolution): p for p in published_points()}
 
 
 def estimate(spec: ArchSpec, family: str | None = None, width: float | None = None) -> AccuracyEstimate:
     """Published top-1 where the candidate is a published variant, else the fitted estimate."""
     if family is not None:
-        point = _published_index().get((family, width or 1.0, spec.resolution))
+        point = published_index().get((family, width or 1.0, spec.resolution))
         if point is not None:
             return AccuracyEstimate(point.top1, "published", point.source)
     top1_model = model()
     macs = layers.count(spec)[1]
     known = family in top1_model.families
-    source = (f"estimated: {family} offset + shared log-MACs curve over {len(_published_index())} "
+    source = (f"estimated: {family} offset + shared log-MACs curve over {len(published_index())} "
               "published points" if known else
-              f"estimated: generic log-MACs curve over {len(_published_index())} published points")
+              f"estimated: generic log-MACs curve over {len(published_index())} published points")
     return AccuracyEstimate(round(float(top1_model.predict(family if known else None, macs)), 2),
                             "estimated", source, round(top1_model.loo_pp, 2))
 

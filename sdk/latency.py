@@ -41,27 +41,44 @@ def _elems(shape) -> float:
     return shape[0] * shape[1] * shape[2] / 1e6
 
 
-def op_features(op: Op) -> np.ndarray:
-    """The feature vector of one op."""
-    f = np.zeros(N_FEATURES)
+def op_feature_parts(op: Op) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features per output pixel, per input pixel, and constant, so that
+    ``op_features(op) == out * H_out * W_out + in * H_in * W_in + const``. A pooled (1 x 1)
+    side counts as constant; vectorised resolution sweeps scale the other two."""
+    per_out, per_in, const = (np.zeros(N_FEATURES) for _ in range(3))
+    out_area = op.out_shape[0] * op.out_shape[1]
+    in_area = op.in_shape[0] * op.in_shape[1]
+    out_c, in_c = op.out_shape[2] / 1e6, op.in_shape[2] / 1e6
+    out_part = const if out_area == 1 else per_out
+    in_part = const if in_area == 1 else per_in
     if op.kind == "conv":
         if op.in_shape[:2] == (1, 1):
-            f[_INDEX["fc_mmacs"]] = op.macs / 1e6
+            const[_INDEX["fc_mmacs"]] = op.macs / 1e6
         elif op.kernel == 1:
-            f[_INDEX["pw_mmacs"]] = op.macs / 1e6
-            f[_INDEX["pw_melems"]] = _elems(op.in_shape) + _elems(op.out_shape)
+            out_part[_INDEX["pw_mmacs"]] = op.macs / 1e6 / out_area
+            out_part[_INDEX["pw_melems"]] += out_c
+            in_part[_INDEX["pw_melems"]] += in_c
         else:
-            f[_INDEX["conv_mmacs"]] = op.macs / 1e6
+            out_part[_INDEX["conv_mmacs"]] = op.macs / 1e6 / out_area
     elif op.kind == "dwconv":
         kernel = "dw3_mmacs" if op.kernel <= 3 else "dw5_mmacs" if op.kernel == 5 else "dw7_mmacs"
-        f[_INDEX[kernel]] = op.macs / 1e6
-        f[_INDEX["dw_melems"]] = _elems(op.in_shape) + _elems(op.out_shape)
+        out_part[_INDEX[kernel]] = op.macs / 1e6 / out_area
+        out_part[_INDEX["dw_melems"]] += out_c
+        in_part[_INDEX["dw_melems"]] += in_c
     else:
-        f[_INDEX["eltwise_melems"]] = _elems(op.in_shape)
-    if op.act in _COSTLY_ACTS and op.out_shape[:2] != (1, 1):  # on feature maps, not SE gates
-        f[_INDEX["act_melems"]] = _elems(op.out_shape)
-    f[_INDEX["op_count"]] = 1
-    return f
+        in_part[_INDEX["eltwise_melems"]] = in_c
+    if op.act in _COSTLY_ACTS and out_area != 1:  # on feature maps, not SE gates
+        per_out[_INDEX["act_melems"]] = out_c
+    const[_INDEX["op_count"]] = 1
+    return per_out, per_in, const
+
+
+def op_features(op: Op) -> np.ndarray:
+    """The feature vector of one op."""
+    per_out, per_in, const = op_feature_parts(op)
+    out_area = op.out_shape[0] * op.out_shape[1]
+    in_area = op.in_shape[0] * op.in_shape[1]
+    return per_out * (out_area if out_area != 1 else 0) + per_in * (in_area if in_area != 1 else 0) + const
 
 
 def layer_features(layer: LayerCost) -> np.ndarray:
