@@ -15,7 +15,7 @@ from edgetailor.layers import block_cost, classifier_cost
 from edgetailor.profiles import DeviceProfile
 from edgetailor.scaling import make_divisible
 from edgetailor.spaces import Space
-from edgetailor.spec import decode, decode_block
+from edgetailor.spec import decode_block
 
 
 class SpacePredictor:
@@ -26,16 +26,15 @@ class SpacePredictor:
         coefficients, table = profile.coefficients, profile.table
         self.overhead = float(coefficients[-1])
         price = lambda layer: layer_latency(layer, coefficients, table)[0]  # noqa: E731
-        stem = decode(f"res224 | {space.stem} | skip_c8 | head:{space.head}")
-        head_blocks = stem.head
+        head_blocks = space.head_blocks()
         n_res = len(space.resolutions)
         self.stem_ms = np.zeros(n_res)
         self.slots: list[tuple[int, int, int, int, int, np.ndarray]] = []
         shapes = []
         for r, resolution in enumerate(space.resolutions):
             shape = (resolution, resolution, 3)
-            for block in stem.stem:
-                layer = block_cost(block, shape, stem.divisor)
+            for block in space.stem_blocks():
+                layer = block_cost(block, shape, 8)
                 self.stem_ms[r] += price(layer)
                 shape = layer.out_shape
             shapes.append(shape)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetailor.scaling import make_divisible
-from edgetailor.spec import ArchSpec, Block, SpecError, decode, decode_block
+from edgetailor.spec import ArchSpec, Block, SpecError, decode_block
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,15 @@ class Space:
     head: str                      # head section, without "head:"
     resolutions: tuple[int, ...] = (224,)
 
+    def stem_blocks(self) -> tuple[Block, ...]:
+        return tuple(decode_block(text) for text in self.stem.split(","))
+
+    def head_blocks(self) -> tuple[Block, ...]:
+        return tuple(decode_block(text) for text in self.head.split(","))
+
     @property
     def stem_channels(self) -> int:
-        return decode(f"res224 | {self.stem} | skip_c8 | head:pool").stem[-1].channels
+        return self.stem_blocks()[-1].channels
 
     def dims(self) -> list[int]:
         """Number of options per position of the choice vector."""
@@ -89,8 +95,8 @@ class Space:
                 blocks.append(block)
             stages.append(tuple(blocks))
             position += 2 + len(ops)
-        spec = decode(f"res{self.resolutions[choice[0]]} | {self.stem} | skip_c8 | head:{self.head}")
-        return spec.replace(stages=tuple(stages))
+        return ArchSpec(self.stem_blocks(), tuple(stages), self.head_blocks(),
+                        resolution=self.resolutions[choice[0]])
 
 
 def _first_non_skip(stage: StageDef) -> int:
