@@ -88,7 +88,7 @@ def search_command(ctx: click.Context, space: str, device: str, budget_ms: float
     Writes OUT/pareto.json, OUT/pareto.png, OUT/best.json and OUT/best_spec.txt; the study lives
     in OUT/study.db (or --storage). Ctrl-C keeps the study; rerun the command to resume.
     """
-    from edgetailor import search, search_report
+    from edgetailor import search, search_report, search_storage
 
     if not out_dir.parent.exists():
         _fail(f"output folder's parent does not exist: {out_dir.parent}")
@@ -120,7 +120,7 @@ def search_command(ctx: click.Context, space: str, device: str, budget_ms: float
     result.zoo = search_report.zoo_reference(profile)
     written = search_report.write_outputs(result, out_dir)
     summary = result.to_dict()
-    summary["storage"] = search._mask_url(url)
+    summary["storage"] = search_storage.mask_url(url)
     summary["files"] = [str(path) for path in written]
     summary.pop("zoo_reference")
     if as_json:

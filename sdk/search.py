@@ -15,15 +15,11 @@ a grace period and queue them once more; a Ctrl-C fails the running trial and qu
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import math
 import os
 import socket
-import sqlite3
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from edgetailor import profiles, spaces
 from edgetailor.profiles import DeviceProfile
+from edgetailor.search_storage import StorageError, first_line, mask_url, open_storage, quiet_optuna
 from edgetailor.search_strategies import STRATEGIES, make_sampler
 from edgetailor.space_latency import SpacePredictor
 from edgetailor.spec import ArchSpec, SpecError
@@ -41,7 +38,6 @@ OBJECTIVES = ("soft", "hard", "pareto")
 SOFT_EXPONENT = -0.07   # MnasNet's alpha = beta for the soft constraint
 HARD_EXPONENT = -1.0    # beta of the hard constraint (alpha = 0 under the budget)
 MAX_FAILURES_IN_A_ROW = 3
-HEARTBEAT_S, GRACE_S = 5, 20
 STUDY_ATTR = "edgetailor.search"   # study user attribute: the settings a resumed run must match
 CANDIDATE_ATTR = "candidate"        # trial user attribute: one write per trial (Optuna commits each)
 
@@ -241,86 +237,6 @@ def evaluator_identity(evaluator: Evaluator) -> dict:
     return {"name": getattr(evaluator, "__qualname__", type(evaluator).__qualname__)}
 
 
-def _mask_url(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: show it as given
-        return url
-
-
-def _first_line(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return text[0] if text else type(inner).__name__
-
-
-def _sqlite_connection(path: str) -> sqlite3.Connection:
-    """A SQLite connection in WAL mode with ``synchronous=NORMAL``: a commit no longer waits for
-    fsync (Optuna commits every suggested parameter), and a killed process still loses nothing
-    that was committed (only a power cut can drop the last transactions; the file stays valid)."""
-    connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    return connection
-
-
-def open_storage(url: str | None) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url`` (None: in memory) with heartbeats; clear errors."""
-    if url is None:
-        return optuna.storages.InMemoryStorage()
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise SearchError(f"not a storage URL: {url!r} (expected e.g. sqlite:///study.db or "
-                          "postgresql://user@host/db)") from None
-    engine_kwargs: dict = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            folder = os.path.dirname(os.path.abspath(parsed.database))
-            if not os.path.isdir(folder):
-                raise SearchError(f"cannot open study storage {_mask_url(url)}: folder {folder} does not exist")
-            engine_kwargs["creator"] = functools.partial(_sqlite_connection, parsed.database)
-    elif parsed.get_backend_name() in ("postgresql", "mysql"):
-        engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    last: BaseException | None = None
-    for _attempt in range(3):  # two workers creating the tables at once may collide; retry twice
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-                return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs,
-                    heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                    heartbeat_stale_trial_callback=callback)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # driver missing, refused, auth, schema...: one line for the user
-            last = exc
-            if type(exc).__name__ not in ("IntegrityError", "ProgrammingError"):
-                break
-            time.sleep(0.5)
-    raise SearchError(f"cannot open study storage {_mask_url(url)}: {_first_line(last)}")
-
-
-@contextlib.contextmanager
-def _quiet_optuna():
-    """Optuna's info log and experimental-feature warnings off for a while (failures are
-    recorded in the trials and reported by the search; the log would repeat them)."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-
-
 def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -366,14 +282,17 @@ class Search:
                 "evaluator": evaluator_identity(self.evaluator)}
 
     def _open_study(self) -> optuna.Study:
-        storage = open_storage(self.config.storage)
+        try:
+            storage = open_storage(self.config.storage)
+        except StorageError as exc:
+            raise SearchError(str(exc)) from None
         c = self.config
         directions = ["maximize", "minimize"] if self.objective == "pareto" else ["maximize"]
         constraints = None
         if self.objective == "pareto" and c.budget_ms is not None:
             constraints = lambda t: [_attr(t, "latency_ms", math.inf) - c.budget_ms]  # noqa: E731
         reward = lambda t: _attr(t, "reward")  # noqa: E731
-        with _quiet_optuna():
+        with quiet_optuna():
             sampler = make_sampler(c.strategy, c.seed, c.trials, reward, constraints)
             try:
                 study = optuna.create_study(storage=storage, sampler=sampler, study_name=c.study,
@@ -382,7 +301,7 @@ class Search:
                 raise
             except Exception as exc:
                 raise SearchError(f"cannot open study {c.study!r} in "
-                                  f"{_mask_url(c.storage or 'memory')}: {_first_line(exc)}") from None
+                                  f"{mask_url(c.storage or 'memory')}: {first_line(exc)}") from None
         wanted = self._attrs()
         found = study.user_attrs.get(STUDY_ATTR)
         if found is None:
@@ -395,7 +314,7 @@ class Search:
             differ = [k for k in wanted if not same.get(k, lambda old, new: old == new)(found.get(k), wanted[k])]
             if differ or [d.name for d in study.directions] != [d.upper() for d in directions]:
                 diff = ", ".join(f"{k} {found.get(k)!r} (now {wanted[k]!r})" for k in differ) or "objective"
-                raise SearchError(f"study {c.study!r} in {_mask_url(c.storage or 'memory')} was made "
+                raise SearchError(f"study {c.study!r} in {mask_url(c.storage or 'memory')} was made "
                                   f"with other settings: {diff}; use the same options or another --study")
         return study
 
@@ -475,7 +394,7 @@ class Search:
             n = min(target - len(self.completed()), attempts)
             before = ran[0]
             try:
-                with _quiet_optuna():
+                with quiet_optuna():
                     self.study.optimize(self._objective, n_trials=n, catch=(_CandidateFailed,),
                                         callbacks=[stop_at, callback], gc_after_trial=False)
             except KeyboardInterrupt:
@@ -483,7 +402,7 @@ class Search:
                 done = len(self.completed())
                 raise SearchInterrupted(
                     f"interrupted: {done} of {target} trials complete in study {self.config.study!r} "
-                    f"({_mask_url(self.config.storage or 'memory')}); rerun the same command to resume") from None
+                    f"({mask_url(self.config.storage or 'memory')}); rerun the same command to resume") from None
             attempts -= max(1, ran[0] - before)
         if len(failures) >= MAX_FAILURES_IN_A_ROW:
             raise SearchError(f"{len(failures)} candidates in a row failed to evaluate; last: {failures[-1]}")

@@ -101,6 +101,6 @@ def test_png_round_trip_and_folder_layout(tmp_path):
 
 def test_search_modules_import_without_tensorflow():
     code = ("import sys, edgetailor.shapes, edgetailor.search, edgetailor.search_strategies, "
-            "edgetailor.search_report, edgetailor.proxy_train, edgetailor.cli_search; "
+            "edgetailor.search_report, edgetailor.search_storage, edgetailor.proxy_train, edgetailor.cli_search; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
