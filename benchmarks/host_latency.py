@@ -2,8 +2,9 @@
 
     python benchmarks/host_latency.py --space mnasnet --archs 50 [--work out/host_bench]
 
-Phase 1 (slow, ~25 s per model, cached in --work): draws --archs random architectures of the
-space plus the zoo models at <= 300 px, builds each and converts it to TFLite.
+Phase 1 (slow, 25-100 s per model, cached in --work): draws --archs random architectures of
+the space plus the zoo models at <= 300 px (``--zoo-models family``: one per family), builds
+each and converts it to TFLite.
 Phase 2 (a few minutes; keep the machine otherwise idle): measures the host profile op by op
 (``edgetailor profile measure`` does the same), then times every converted model end to end
 with the same interpreter settings and prints predicted vs measured and the error distribution.
@@ -22,12 +23,18 @@ from edgetailor.latency import op_key
 from edgetailor.layers import walk
 
 
-def _targets(space_name: str, archs: int, seed: int) -> list[tuple[str, object]]:
+def _targets(space_name: str, archs: int, seed: int, zoo_models: str) -> list[tuple[str, object]]:
     space = spaces.get(space_name)
     rng = np.random.default_rng(seed + 1)
     out = [(f"{space_name}-{i:02d}", space.decode(row)) for i, row in enumerate(space.sample(rng, archs))]
-    out += [(e.name, e.spec) for e in zoo.entries() if e.resolution <= 300]
-    return out
+    entries = [e for e in zoo.entries() if e.resolution <= 300]
+    if zoo_models == "family":  # one model per family, its width-1.0 (or first) entry
+        by_family = {}
+        for entry in entries:
+            if entry.family not in by_family or entry.width == 1.0:
+                by_family[entry.family] = entry
+        entries = list(by_family.values())
+    return out + [(e.name, e.spec) for e in entries]
 
 
 def convert_all(targets, work: Path) -> None:
@@ -51,9 +58,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("out/host_bench"))
     parser.add_argument("--convert-only", action="store_true")
+    parser.add_argument("--zoo-models", choices=("all", "family"), default="all",
+                        help="every zoo model at <= 300 px, or one per family")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    targets = _targets(args.space, args.archs, args.seed)
+    targets = _targets(args.space, args.archs, args.seed, args.zoo_models)
     convert_all(targets, args.work)
     if args.convert_only:
         return
