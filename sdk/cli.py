@@ -306,13 +306,16 @@ def build(arch: str, out_path: Path, resolution: int | None, width: float | None
                    f"{summary['weights']} weights) to {out_path}")
 
 
-def _register_harnesses() -> None:
+def _register_commands() -> None:
+    """Commands that live in their own modules (each imports its heavy parts lazily)."""
     from edgetailor.android_harness.cli import android_bench
+    from edgetailor.cli_search import scale_command, search_command
 
-    main.add_command(android_bench)
+    for command in (android_bench, search_command, scale_command):
+        main.add_command(command)
 
 
-_register_harnesses()
+_register_commands()
 
 
 def _save_atomically(model, out_path: Path) -> None:
