@@ -21,6 +21,7 @@ run: setup
 	$(BIN)/edgetailor build mobilenet_v3_large_100 --out out/mobilenet_v3_large_100.keras
 
 test: setup
+	@bash tools/postgres-for-tests.sh
 	$(BIN)/python -m pytest -q
 
 benchmarks: setup
