@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("out/host_bench"))
     parser.add_argument("--convert-only", action="store_true")
+    parser.add_argument("--end-to-end", type=int, default=6,
+                        help="converted models (another seed) timed whole to scale op timings")
     parser.add_argument("--zoo-models", choices=("all", "family"), default="all",
                         help="every zoo model at <= 300 px, or one per family")
     args = parser.parse_args()
@@ -73,6 +75,9 @@ def main() -> None:
     measured = host_profile.measure_ops(ops, args.work / "ops.jsonl", args.threads)
     overhead = host_profile._empty_model_ms(args.threads)
     document = host_profile.host_profile(ops, measured, overhead, args.threads, args.space)
+    if args.end_to_end:
+        document = host_profile.end_to_end_correction(document, args.space, args.end_to_end,
+                                                      args.seed, args.threads, args.work)
     host_profile.write_json_atomically(document, args.work / "host.json")
     profile = profiles.load_file(args.work / "host.json")
     build_s = time.perf_counter() - started

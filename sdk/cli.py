@@ -181,6 +181,45 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
                    f"{l.params:>10,} {l.macs:>12,}")
 
 
+@main.command()
+@click.option("--device", required=True, help="Profile name (see `edgetailor devices`) or file.")
+@click.option("--budget-ms", type=click.FloatRange(0, min_open=True), required=True,
+              help="Latency budget on that device, in ms.")
+@click.option("--task", type=click.Choice(["classification"]), default="classification",
+              show_default=True)
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with one sub-folder of images per class; the model is trained on it.")
+@click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Labels file (one per line) for a bundle without a dataset.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+def specialize(device: str, budget_ms: float, task: str, dataset: Path | None, epochs: int,
+               labels_path: Path | None, out_dir: Path, as_json: bool) -> None:
+    """The most accurate model under --budget-ms on --device, as an app-ready bundle."""
+    from edgetailor import specialize as job
+
+    device_profile = _profile(device)
+    try:
+        summary = job.specialize(device_profile, budget_ms, out_dir, dataset=dataset, epochs=epochs,
+                                 labels_path=labels_path,
+                                 progress=lambda message: click.echo(message, err=True))
+    except (SpecError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json(summary)
+        return
+    chosen = summary["chosen"]
+    accuracy = summary["accuracy"] or {}
+    click.echo(f"{chosen['family']} width {chosen['width']:g} at {chosen['resolution']} px: "
+               f"{chosen['latency_ms']:.1f} ms predicted on {summary['device']} "
+               f"(budget {budget_ms:g} ms); accuracy {accuracy.get('value')} "
+               f"({accuracy.get('kind')}); bundle in {summary['out']}")
+    for c in summary["runners_up"]:
+        click.echo(f"  runner-up: {c['family']} width {c['width']:g} at {c['resolution']} px, "
+                   f"{c['latency_ms']:.1f} ms, top-1 {c['top1']} ({c['accuracy_kind']})")
+
+
 @main.group()
 def profile() -> None:
     """Build device profiles: measure this machine, or import phone measurements."""
@@ -194,10 +233,13 @@ def profile() -> None:
               help="Random architectures of the space whose ops are measured.")
 @click.option("--with-zoo", is_flag=True, help="Also measure every op of the zoo models.")
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--end-to-end", "end_to_end", type=click.IntRange(0, 100), default=6, show_default=True,
+              help="Converted models timed whole to scale op timings to in-model timings "
+                   "(0: op timings only; each conversion takes 5-40 s).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, threads: int,
-                    seed: int, as_json: bool) -> None:
+                    end_to_end: int, seed: int, as_json: bool) -> None:
     """Measure this machine op by op with the TFLite interpreter and write a host profile.
 
     Interrupted runs resume: measurements go to OUT.measurements.jsonl as they are made.
@@ -217,6 +259,12 @@ def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, thre
         measured = host_profile.measure_ops(ops, journal, threads, bar.update)
     overhead = host_profile._empty_model_ms(threads)
     document = host_profile.host_profile(ops, measured, overhead, threads, space)
+    if end_to_end and space != "zoo":
+        with click.progressbar(length=end_to_end, label="timing converted models",
+                               file=sys.stderr) as bar:
+            document = host_profile.end_to_end_correction(
+                document, space, end_to_end, seed, threads,
+                out_path.with_name(out_path.name + ".models"), bar.update)
     host_profile.write_json_atomically(document, out_path)
     summary = {"out": str(out_path), "name": document["name"], "ops": len(ops),
                "error": document["error"]}

@@ -32,7 +32,8 @@ def test_every_op_kind_builds_a_runnable_tflite_model():
 
 def test_profile_measure_writes_a_usable_profile_and_resumes(tmp_path):
     out = tmp_path / "host.json"
-    args = ["profile", "measure", "--space", "proxyless", "--archs", "1", "--out", str(out), "--json"]
+    args = ["profile", "measure", "--space", "proxyless", "--archs", "1", "--end-to-end", "1",
+            "--out", str(out), "--json"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     journal = tmp_path / "host.json.measurements.jsonl"
@@ -42,6 +43,8 @@ def test_profile_measure_writes_a_usable_profile_and_resumes(tmp_path):
     assert host.aliases == ("host",) and len(host.table) == len(lines)
     spec = decode("res224 | conv_k3_s2_c32_re6,ir_k3_e1_c16_re6 | ir_k5_s2_e3_c24_re6 | head:conv_k1_c1280_re6,pool")
     assert host.predict(spec).total_ms > 0
+    scale = host.provenance[-1]["end_to_end_scale"]  # one converted model timed whole
+    assert scale > 0 and len(host.calibration) == 1 and host.expected_error_pct is not None
     second = CliRunner().invoke(main, args)  # everything is in the journal: nothing re-measured
     assert second.exit_code == 0 and journal.read_text().splitlines() == lines
 
