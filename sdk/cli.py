@@ -357,9 +357,10 @@ def build(arch: str, out_path: Path, resolution: int | None, width: float | None
 def _register_commands() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
     from edgetailor.android_harness.cli import android_bench
+    from edgetailor.cli_convert import convert, inspect, package
     from edgetailor.cli_search import scale_command, search_command
 
-    for command in (android_bench, search_command, scale_command):
+    for command in (android_bench, search_command, scale_command, convert, package, inspect):
         main.add_command(command)
 
 

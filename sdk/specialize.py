@@ -1,0 +1,119 @@
+"""The product's main job: the best model for one device and one latency budget, as a bundle.
+
+Pick mode chooses among the published families at any width and resolution (``edgetailor.pick``);
+the chosen spec is built, trained on the user's dataset when one is given (accuracy then
+"measured"), and packaged for Android and iOS (``edgetailor.bundle``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edgetailor import pick, profiles, zoo
+from edgetailor.bundle import Accuracy, check_output_folder, package, read_labels
+from edgetailor.spec import SpecError
+
+DEFAULT_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class Training:
+    """What ``--dataset`` training did: validation top-1 on the held-out split."""
+
+    accuracy: float
+    classes: tuple[str, ...]
+    description: str
+
+
+def train_classifier(spec, dataset: Path, epochs: int, seed: int = 0):
+    """Train ``spec`` at its own resolution on a folder dataset; (model, Training)."""
+    import tensorflow as tf
+
+    from edgetailor import builder
+    from edgetailor.proxy_train import Recipe, _recalibrate_batch_norm, load_dataset
+
+    recipe = Recipe(dataset=str(dataset), resolution=spec.resolution, epochs=epochs,
+                    train_images=10**9, val_images=10**9, seed=seed)
+    data = load_dataset(recipe)
+    tf.keras.utils.set_random_seed(seed)
+    model = builder.build(spec, num_classes=len(data.classes), dropout=0.2, name="specialized")
+    model.compile(optimizer=tf.keras.optimizers.Adam(recipe.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    normalise = lambda images: images.astype("float32") / 127.5 - 1.0  # noqa: E731  [-1, 1], as bundled
+    model.fit(normalise(data.x_train), data.y_train, batch_size=recipe.batch_size, epochs=epochs,
+              shuffle=True, verbose=0)
+    _recalibrate_batch_norm(model, data.x_train, batches=8, batch_size=64)
+    _, top1 = model.evaluate(normalise(data.x_val), data.y_val, batch_size=128, verbose=0)
+    description = f"trained here on {data.name}, {recipe.describe()}"
+    return model, Training(round(100 * float(top1), 2), data.classes, description)
+
+
+def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: Path, *,
+               dataset: Path | None = None,
+               epochs: int = 3, labels_path: Path | None = None, families=pick.FAMILIES,
+               progress: Callable[[str], None] | None = None) -> dict:
+    """Pick, build (and train), package; returns a summary with the runners-up and Pareto front."""
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
+    check_output_folder(out_dir)
+    profile = device if isinstance(device, profiles.DeviceProfile) else profiles.load(device)
+    labels = read_labels(labels_path) if labels_path else None
+    if dataset is not None:
+        from edgetailor.proxy_train import folder_classes
+
+        classes = tuple(folder_classes(dataset))
+        if labels is not None and list(labels) != list(classes):
+            raise SpecError(f"--labels {labels_path} does not match the dataset's classes {list(classes)}")
+    result = pick.pick(profile, budget_ms, families=families)
+    best = result.best
+    say(f"picked {best.label}: {best.latency_ms:.1f} ms predicted, top-1 {best.top1} "
+        f"({best.accuracy_kind}) from {result.candidates} candidates")
+    spec = best.spec()
+    arch = zoo.Resolved(spec, f"{best.family}_{round(best.width * 100):03d}_{best.resolution}",
+                        None, zoo.FAMILIES[best.family])
+    if dataset is not None:
+        say(f"training on {dataset} for {epochs} epoch(s)")
+        model, training = train_classifier(spec, dataset, epochs)
+        labels = list(training.classes)
+        accuracy = Accuracy(training.accuracy, "measured", training.description,
+                            metric="validation top-1 (%) on the dataset's held-out split")
+        weights = f"trained on {dataset}"
+    else:
+        from edgetailor import builder
+
+        labels = labels or [f"class_{i:04d}" for i in range(DEFAULT_CLASSES)]
+        model = builder.build(spec, num_classes=len(labels), name=arch.name)
+        kind_source = _imagenet_source(best)
+        accuracy = Accuracy(best.top1, best.accuracy_kind, kind_source,
+                            note="the architecture's ImageNet top-1 with trained weights; this "
+                                 "bundle's weights are random")
+        weights = "random"
+    manifest = package(model, out_dir, labels=labels, device=profile, arch=arch, weights=weights,
+                       budget_ms=budget_ms, accuracy=accuracy, progress=say)
+    return {
+        "out": str(out_dir), "device": profile.name, "budget_ms": budget_ms,
+        "chosen": _candidate_dict(best), "runners_up": [_candidate_dict(c) for c in result.runners_up],
+        "fastest": _candidate_dict(result.fastest),
+        "pareto": [_candidate_dict(c) for c in result.pareto],
+        "candidates": result.candidates, "accuracy": manifest.get("accuracy"),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _imagenet_source(candidate: pick.Candidate) -> str:
+    if candidate.accuracy_kind == "published":
+        from edgetailor.accuracy import published_index
+
+        return published_index()[(candidate.family, candidate.width, candidate.resolution)].source
+    from edgetailor.accuracy import model
+
+    return (f"estimated: {candidate.family} offset + shared log-MACs curve fitted on published "
+            f"top-1 (leave-one-out error {model().loo_pp:.2f} pp)")
+
+
+def _candidate_dict(c: pick.Candidate) -> dict:
+    return {"family": c.family, "width": c.width, "resolution": c.resolution,
+            "latency_ms": round(c.latency_ms, 2), "exact_latency": c.exact, "top1": c.top1,
+            "accuracy_kind": c.accuracy_kind, "macs_m": round(c.macs / 1e6, 1)}
