@@ -16,9 +16,9 @@ $(STAMP): setup.py pyproject.toml
 	@touch $(STAMP)
 
 run: setup
-	$(BIN)/edgetailor zoo
 	mkdir -p out
-	$(BIN)/edgetailor build mobilenet_v3_large_100 --out out/mobilenet_v3_large_100.keras
+	rm -rf out/pixel1_40ms
+	$(BIN)/edgetailor specialize --device pixel1 --budget-ms 40 --out out/pixel1_40ms
 
 test: setup
 	@bash tools/postgres-for-tests.sh
