@@ -216,9 +216,11 @@ register_family(Family(
     ChannelRule(head_fc="never"),
     reference="huawei-noah/Efficient-AI-Backbones ghostnet_pytorch/ghostnet.py cfgs",
 ))
-register(ZooEntry("ghostnet_100", "ghostnet",
-                  Published(73.9, 5.2, 141, "Han et al. 2020, GhostNet, CVPR, ImageNet comparison "
-                            "table (GhostNet 1.0x)")))
+_GHOST_PAPER = "Han et al. 2020, GhostNet, CVPR, ImageNet comparison table"
+for width, top1, params, macs in [(0.5, 66.2, 2.6, 42), (1.0, 73.9, 5.2, 141), (1.3, 75.7, 7.3, 226)]:
+    register(ZooEntry(f"ghostnet_{round(width * 100):03d}", "ghostnet",
+                      Published(top1, params, macs, f"{_GHOST_PAPER} (GhostNet {width:g}x)"),
+                      width=width))
 
 # --- ShuffleNetV2 (torchvision shufflenetv2.py; Ma et al. 2018) -------------------------
 def _shufflenet(c2: int, c3: int, c4: int, c5: int) -> str:
