@@ -4,8 +4,9 @@ The graph mirrors ``edgetailor.layers.walk`` op for op, so parameter counts agre
 Every block ends in an Identity layer named ``<section>_<index>_out`` (``stage3_0_out``);
 inverted-residual expansions are named ``<section>_<index>_expand_act``. ``feature_info``
 (pure Python, in ``edgetailor.features``) lists those names by stride for detection and
-segmentation heads. Padding is ``same`` everywhere, which equals Keras Applications'
-``correct_pad`` + ``valid`` and converts to TFLite/Core ML without extra PAD ops.
+segmentation heads. Padding is TF "same" everywhere; for strided depthwise convolutions it is
+made explicit (ZeroPadding2D + "valid", Keras Applications' ``correct_pad``), which XNNPACK runs
+faster.
 """
 from __future__ import annotations
 
@@ -40,6 +41,21 @@ def _act(x, act: str, name: str):
     raise SpecError(f"no Keras activation for {act!r}")
 
 
+def _pad_for_stride(x, kernel: int, stride: int, name: str):
+    """TF "same" padding made explicit for strided depthwise convs, as Keras Applications do.
+
+    Numerically identical to ``padding="same"``, but an explicit PAD + "valid" convolution lets
+    XNNPACK fold the padding into a faster kernel (ours matched Keras' MobileNetV2 only with it).
+    """
+    if stride == 1 or kernel == 1:
+        return x, "same"
+    pads = []
+    for size in x.shape[1:3]:
+        total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return L.ZeroPadding2D(tuple(pads), name=f"{name}_pad")(x), "valid"
+
+
 def _conv_bn(x, filters: int, kernel: int, stride: int, act: str, name: str, groups: int = 1):
     if groups > 1:
         parts = SplitChannels(groups, name=f"{name}_split")(x)
@@ -53,7 +69,8 @@ def _conv_bn(x, filters: int, kernel: int, stride: int, act: str, name: str, gro
 
 
 def _dw_bn(x, kernel: int, stride: int, act: str, name: str):
-    x = L.DepthwiseConv2D(kernel, stride, "same", use_bias=False, name=name)(x)
+    x, padding = _pad_for_stride(x, kernel, stride, name)
+    x = L.DepthwiseConv2D(kernel, stride, padding, use_bias=False, name=name)(x)
     x = L.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return _act(x, act, f"{name}_act")
 
