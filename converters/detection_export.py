@@ -235,8 +235,10 @@ def to_coreml(detector, iou_threshold: float = 0.45, confidence_threshold: float
         ct.utils.rename_feature(spec, out.name, name)
     num_anchors = len(detector.anchors)
     for out, width in zip(spec.description.output, (len(labels), 4)):
-        del out.type.multiArrayType.shape[:]
-        out.type.multiArrayType.shape.extend([num_anchors, width])
+        shape = list(out.type.multiArrayType.shape)
+        if shape != [num_anchors, width]:  # the NMS stage reads these as N x C and N x 4
+            raise RuntimeError(f"decoder output {out.name} has shape {shape}, "
+                               f"expected {[num_anchors, width]}")
     weights_dir = decoder.weights_dir
 
     nms_spec = ct.proto.Model_pb2.Model()

@@ -277,6 +277,18 @@ def load_mask_folder(root: str | Path, size: int = 320, classes: Sequence[str] |
                             tuple(p.name for p in image_files))
 
 
+def load_detection_folder(root: str | Path, size: int = 320,
+                          classes: Sequence[str] | None = None) -> DetectionData:
+    """A COCO folder (has ``labels.json``) or a Pascal VOC folder (has ``Annotations/``)."""
+    root = Path(root)
+    if (root / "labels.json").is_file():
+        return load_coco_folder(root, size, classes)
+    if (root / "Annotations").is_dir():
+        return load_voc_folder(root, size, classes)
+    raise DatasetError(f"{root}: not a detection folder (expected labels.json and images/ "
+                       f"(COCO) or Annotations/ and images/ (Pascal VOC))")
+
+
 def _png(array: np.ndarray) -> bytes:
     import tensorflow as tf
 

@@ -53,6 +53,13 @@ def test_loaders_resize_images_and_keep_normalized_boxes(source):
     assert len(first.images) == 2 and len(rest.images) == 1 and rest.files == ("00002.png",)
 
 
+def test_detection_folder_picks_the_layout(tmp_path):
+    assert dd.load_detection_folder(FIXTURES / "coco", size=64).files == ("00000.png", "00001.png", "00002.png")
+    assert dd.load_detection_folder(FIXTURES / "voc", size=64).classes == CLASSES
+    with pytest.raises(dd.DatasetError, match="not a detection folder"):
+        dd.load_detection_folder(tmp_path)
+
+
 def test_mask_folder_loads(source):
     data = dd.load_mask_folder(FIXTURES / "masks", size=64)
     assert data.classes == CLASSES and data.background == "background"
