@@ -28,6 +28,7 @@ setup(
         "optuna==5.0.0",
         "psycopg2-binary==2.9.13",
         "matplotlib==3.11.2",
+        "pycocotools==2.0.11",
     ],
     extras_require={"test": ["pytest==9.2.0", "hypothesis==6.170.17"]},
     entry_points={"console_scripts": ["edgetailor = edgetailor.cli:main"]},
