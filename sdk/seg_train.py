@@ -1,9 +1,9 @@
 """Train and evaluate LR-ASPP segmenters (TensorFlow).
 
 Data is anything with ``images`` (uint8 ``[n, H, W, 3]``), ``masks`` (uint8 ``[n, H, W]``,
-0 = background, ``k + 1`` = class k) and ``classes`` (the object classes, background not
-included): ``edgetailor.shapes.detection(...)`` and ``edgetailor.datasets_det.load_mask_folder``
-both qualify. Loss: per-pixel softmax cross-entropy; metric: mean IoU over the classes that
+0 = background, ``k + 1`` = class k), ``classes`` (the object classes, background not
+included) and optionally ``background`` (the name of class 0): ``edgetailor.shapes.detection``
+and ``edgetailor.datasets_det.load_mask_folder`` both qualify. Loss: per-pixel softmax cross-entropy; metric: mean IoU over the classes that
 occur (background included).
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ def train(data, spec: ArchSpec, config: lraspp.LRASPPConfig | None = None, epoch
           batch_size: int = 32, learning_rate: float = 3e-3, seed: int = 0, flip: bool = True,
           bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None) -> Segmenter:
     """Train an LR-ASPP on ``spec`` from scratch on ``data`` (Adam, cosine decay, flips)."""
-    labels = (BACKGROUND,) + tuple(data.classes)
+    labels = (getattr(data, "background", BACKGROUND),) + tuple(data.classes)
     config = config or lraspp.LRASPPConfig(num_classes=len(labels))
     if config.num_classes != len(labels):
         raise ValueError(f"the head has {config.num_classes} classes but the data has "
