@@ -3,8 +3,8 @@
 Data is anything with ``images`` (uint8 ``[n, H, W, 3]``), ``masks`` (uint8 ``[n, H, W]``,
 0 = background, ``k + 1`` = class k), ``classes`` (the object classes, background not
 included) and optionally ``background`` (the name of class 0): ``edgetailor.shapes.detection``
-and ``edgetailor.datasets_det.load_mask_folder`` both qualify. Loss: per-pixel softmax cross-entropy; metric: mean IoU over the classes that
-occur (background included).
+and ``edgetailor.datasets_det.load_mask_folder`` both qualify. Loss: per-pixel softmax
+cross-entropy; metric: mean IoU over the classes that occur (background included).
 """
 from __future__ import annotations
 
