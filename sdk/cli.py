@@ -192,22 +192,37 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
 @click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True)
 @click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Labels file (one per line) for a bundle without a dataset.")
+@click.option("--search", "search_space", help="Re-search this space (mnasnet, proxyless, fbnet, "
+              "ofa_mbv3) instead of picking a published family; the study resumes if interrupted.")
+@click.option("--trials", type=click.IntRange(1, 100000), default=20, show_default=True,
+              help="With --search: completed trials.")
+@click.option("--strategy", default="nsga2", show_default=True,
+              help="With --search: random, nsga2, tpe or rl.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 def specialize(device: str, budget_ms: float, task: str, dataset: Path | None, epochs: int,
-               labels_path: Path | None, out_dir: Path, as_json: bool) -> None:
+               labels_path: Path | None, search_space: str | None, trials: int, strategy: str,
+               out_dir: Path, as_json: bool) -> None:
     """The most accurate model under --budget-ms on --device, as an app-ready bundle."""
     from edgetailor import specialize as job
 
     device_profile = _profile(device)
     try:
         summary = job.specialize(device_profile, budget_ms, out_dir, dataset=dataset, epochs=epochs,
-                                 labels_path=labels_path,
+                                 labels_path=labels_path, search_space=search_space, trials=trials,
+                                 strategy=strategy,
                                  progress=lambda message: click.echo(message, err=True))
     except (SpecError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
         _emit_json(summary)
+        return
+    if summary.get("mode") == "search":
+        chosen = summary["chosen"]
+        click.echo(f"searched {chosen['spec']}: {chosen['latency_ms']:.1f} ms predicted on "
+                   f"{summary['device']} (budget {budget_ms:g} ms); accuracy "
+                   f"{summary['accuracy'].get('value')} ({summary['accuracy'].get('kind')}); "
+                   f"bundle in {summary['out']}")
         return
     chosen = summary["chosen"]
     accuracy = summary["accuracy"] or {}

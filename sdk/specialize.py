@@ -50,11 +50,35 @@ def train_classifier(spec, dataset: Path, epochs: int, seed: int = 0):
     return model, Training(round(100 * float(top1), 2), data.classes, description)
 
 
+def searched(profile: profiles.DeviceProfile, budget_ms: float, space: str, trials: int,
+             strategy: str, dataset: Path | None, storage: str, seed: int = 0):
+    """Search ``space`` under a hard budget (proxy training on ``dataset``, else the estimated
+    accuracy); the study is stored in ``storage`` so an interrupted run resumes."""
+    from edgetailor.accuracy import generic_estimator
+    from edgetailor.search import SearchConfig, run_search
+
+    if dataset is not None:
+        from edgetailor.proxy_train import ProxyTrainer, Recipe
+
+        evaluator = ProxyTrainer(Recipe(dataset=str(dataset), seed=seed))
+    else:
+        evaluator = generic_estimator()
+    device = profile.path if Path(profile.path).is_file() else profile.name
+    config = SearchConfig(space=space, device=device, budget_ms=budget_ms, objective="hard",
+                          strategy=strategy, trials=trials, seed=seed, storage=storage,
+                          study=f"specialize-{space}-{budget_ms:g}ms")
+    result = run_search(config, evaluator)
+    if result.best is None:
+        raise SpecError(f"the search found nothing under {budget_ms:g} ms: {result.best_note}")
+    return result
+
+
 def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: Path, *,
                dataset: Path | None = None,
                epochs: int = 3, labels_path: Path | None = None, families=pick.FAMILIES,
+               search_space: str | None = None, trials: int = 20, strategy: str = "nsga2",
                progress: Callable[[str], None] | None = None) -> dict:
-    """Pick, build (and train), package; returns a summary with the runners-up and Pareto front."""
+    """Pick (or search), build (and train), package; returns a summary of the choice."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
     check_output_folder(out_dir)
@@ -66,6 +90,9 @@ def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: 
         classes = tuple(folder_classes(dataset))
         if labels is not None and list(labels) != list(classes):
             raise SpecError(f"--labels {labels_path} does not match the dataset's classes {list(classes)}")
+    if search_space is not None:
+        return _specialize_searched(profile, budget_ms, out_dir, dataset, epochs, labels,
+                                    search_space, trials, strategy, say, started)
     result = pick.pick(profile, budget_ms, families=families)
     best = result.best
     say(f"picked {best.label}: {best.latency_ms:.1f} ms predicted, top-1 {best.top1} "
@@ -100,6 +127,41 @@ def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: 
         "candidates": result.candidates, "accuracy": manifest.get("accuracy"),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _specialize_searched(profile, budget_ms, out_dir, dataset, epochs, labels, space, trials,
+                         strategy, say, started) -> dict:
+    from edgetailor.spec import decode
+
+    storage = f"sqlite:///{Path(out_dir).resolve()}.study.db"
+    say(f"searching the {space} space: {trials} trials, {strategy}, study in {storage}")
+    result = searched(profile, budget_ms, space, trials, strategy, dataset, storage)
+    best = result.best
+    spec = decode(best.spec)
+    arch = zoo.Resolved(spec, f"searched_{space}_{best.trial}", None, None)
+    if dataset is not None:
+        say(f"training the searched model on {dataset} for {epochs} epoch(s)")
+        model, training = train_classifier(spec, dataset, epochs)
+        labels = list(training.classes)
+        accuracy = Accuracy(training.accuracy, "measured", training.description,
+                            metric="validation top-1 (%) on the dataset's held-out split")
+        weights = f"trained on {dataset}"
+    else:
+        from edgetailor import builder
+
+        labels = labels or [f"class_{i:04d}" for i in range(DEFAULT_CLASSES)]
+        model = builder.build(spec, num_classes=len(labels), name=arch.name)
+        accuracy = Accuracy(best.accuracy, best.accuracy_kind, best.accuracy_source,
+                            note="this bundle's weights are random")
+        weights = "random"
+    manifest = package(model, out_dir, labels=labels, device=profile, arch=arch, weights=weights,
+                       budget_ms=budget_ms, accuracy=accuracy, progress=say)
+    return {"out": str(out_dir), "device": profile.name, "budget_ms": budget_ms,
+            "mode": "search", "search": result.to_dict(),
+            "chosen": {"spec": best.spec, "latency_ms": round(best.latency_ms, 2),
+                       "search_accuracy": best.accuracy, "accuracy_kind": best.accuracy_kind},
+            "accuracy": manifest.get("accuracy"),
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def _imagenet_source(candidate: pick.Candidate) -> str:

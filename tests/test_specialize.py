@@ -41,3 +41,17 @@ def test_single_class_dataset_is_refused(tmp_path):
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "class" in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_specialize_search_mode_bundles_the_searched_spec(tmp_path):
+    out = tmp_path / "searched"
+    result = CliRunner().invoke(main, ["specialize", "--device", "pixel1", "--budget-ms", "120",
+                                       "--search", "proxyless", "--trials", "4", "--strategy",
+                                       "random", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary["mode"] == "search" and summary["chosen"]["latency_ms"] <= 120
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["arch"]["spec"] == summary["chosen"]["spec"]
+    assert manifest["accuracy"]["kind"] == "estimated"
+    assert (tmp_path / "searched.study.db").exists()  # the study, for resuming
