@@ -19,9 +19,6 @@ Three ways a profile learns a device, by how much data the device has:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,14 +221,11 @@ def _document(recipe: Recipe, coefficients, table, error, expected, provenance, 
 
 
 def write_profile(document: dict, out_dir: Path) -> Path:
-    """Write atomically (temp file, then rename)."""
+    """Write ``<first alias>.json`` atomically (temp file, then rename)."""
+    from edgetailor.host_profile import write_json_atomically
+
     path = out_dir / f"{document['aliases'][0]}.json"
-    handle, temp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(document, stream, indent=1)
-        stream.write("\n")
-    os.replace(temp, path)
-    os.chmod(path, 0o644)
+    write_json_atomically(document, path)
     return path
 
 

@@ -100,25 +100,11 @@ def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: 
     spec = best.spec()
     arch = zoo.Resolved(spec, f"{best.family}_{round(best.width * 100):03d}_{best.resolution}",
                         None, zoo.FAMILIES[best.family])
-    if dataset is not None:
-        say(f"training on {dataset} for {epochs} epoch(s)")
-        model, training = train_classifier(spec, dataset, epochs)
-        labels = list(training.classes)
-        accuracy = Accuracy(training.accuracy, "measured", training.description,
-                            metric="validation top-1 (%) on the dataset's held-out split")
-        weights = f"trained on {dataset}"
-    else:
-        from edgetailor import builder
-
-        labels = labels or [f"class_{i:04d}" for i in range(DEFAULT_CLASSES)]
-        model = builder.build(spec, num_classes=len(labels), name=arch.name)
-        kind_source = _imagenet_source(best)
-        accuracy = Accuracy(best.top1, best.accuracy_kind, kind_source,
-                            note="the architecture's ImageNet top-1 with trained weights; this "
-                                 "bundle's weights are random")
-        weights = "random"
-    manifest = package(model, out_dir, labels=labels, device=profile, arch=arch, weights=weights,
-                       budget_ms=budget_ms, accuracy=accuracy, progress=say)
+    unmeasured = Accuracy(best.top1, best.accuracy_kind, _imagenet_source(best),
+                          note="the architecture's ImageNet top-1 with trained weights; this "
+                               "bundle's weights are random")
+    manifest = _bundle(spec, arch, profile, budget_ms, out_dir, dataset, epochs, labels,
+                       unmeasured, say)
     return {
         "out": str(out_dir), "device": profile.name, "budget_ms": budget_ms,
         "chosen": _candidate_dict(best), "runners_up": [_candidate_dict(c) for c in result.runners_up],
@@ -139,8 +125,24 @@ def _specialize_searched(profile, budget_ms, out_dir, dataset, epochs, labels, s
     best = result.best
     spec = decode(best.spec)
     arch = zoo.Resolved(spec, f"searched_{space}_{best.trial}", None, None)
+    unmeasured = Accuracy(best.accuracy, best.accuracy_kind, best.accuracy_source,
+                          note="this bundle's weights are random")
+    manifest = _bundle(spec, arch, profile, budget_ms, out_dir, dataset, epochs, labels,
+                       unmeasured, say)
+    return {"out": str(out_dir), "device": profile.name, "budget_ms": budget_ms,
+            "mode": "search", "search": result.to_dict(),
+            "chosen": {"spec": best.spec, "latency_ms": round(best.latency_ms, 2),
+                       "search_accuracy": best.accuracy, "accuracy_kind": best.accuracy_kind},
+            "accuracy": manifest.get("accuracy"),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _bundle(spec, arch, profile, budget_ms, out_dir, dataset, epochs, labels,
+            unmeasured: Accuracy, say) -> dict:
+    """Train on ``dataset`` (accuracy measured) or build with random weights (``unmeasured``
+    accuracy and placeholder labels), then package; returns the manifest."""
     if dataset is not None:
-        say(f"training the searched model on {dataset} for {epochs} epoch(s)")
+        say(f"training {arch.name} on {dataset} for {epochs} epoch(s)")
         model, training = train_classifier(spec, dataset, epochs)
         labels = list(training.classes)
         accuracy = Accuracy(training.accuracy, "measured", training.description,
@@ -151,17 +153,9 @@ def _specialize_searched(profile, budget_ms, out_dir, dataset, epochs, labels, s
 
         labels = labels or [f"class_{i:04d}" for i in range(DEFAULT_CLASSES)]
         model = builder.build(spec, num_classes=len(labels), name=arch.name)
-        accuracy = Accuracy(best.accuracy, best.accuracy_kind, best.accuracy_source,
-                            note="this bundle's weights are random")
-        weights = "random"
-    manifest = package(model, out_dir, labels=labels, device=profile, arch=arch, weights=weights,
-                       budget_ms=budget_ms, accuracy=accuracy, progress=say)
-    return {"out": str(out_dir), "device": profile.name, "budget_ms": budget_ms,
-            "mode": "search", "search": result.to_dict(),
-            "chosen": {"spec": best.spec, "latency_ms": round(best.latency_ms, 2),
-                       "search_accuracy": best.accuracy, "accuracy_kind": best.accuracy_kind},
-            "accuracy": manifest.get("accuracy"),
-            "seconds": round(time.perf_counter() - started, 1)}
+        accuracy, weights = unmeasured, "random"
+    return package(model, out_dir, labels=labels, device=profile, arch=arch, weights=weights,
+                   budget_ms=budget_ms, accuracy=accuracy, progress=say)
 
 
 def _imagenet_source(candidate: pick.Candidate) -> str:
