@@ -1,7 +1,7 @@
 """ImageNet top-1 for any candidate, with where it comes from.
 
-* ``published``: the candidate is a published variant (a zoo entry, or a MnasNet-A1 width x
-  resolution point of tensorflow/tpu's README table in shared/data) - the published figure.
+* ``published``: the candidate is a published variant (a zoo entry, or a point of MnasNet-A1's
+  width x resolution table in tensorflow/tpu's README) - the published figure.
 * ``estimated``: a least-squares model ``top1 = a_family + b*x + c*x^2`` with ``x = log(MACs)``:
   one offset per family and a curve shared by all families, fitted on every published float
   top-1 we have. A family with no published point uses the mean offset (``generic``). Its
@@ -10,18 +10,12 @@
 """
 from __future__ import annotations
 
-import csv
 import functools
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
 from edgetailor import layers, zoo
 from edgetailor.spec import ArchSpec
-
-_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "published_latency.csv"
-
 
 @dataclass(frozen=True)
 class AccuracyEstimate:
@@ -41,12 +35,10 @@ class Point:
     source: str
 
 
-# MnasNet-A1 width x resolution table (float top-1), as copied into shared/data.
-_MNAS_README = "tensorflow/tpu models/official/mnasnet/README.md @7dc921f8 (via shared/data)"
+def published_points() -> list[Point]:
+    """Every published float top-1 tied to an architecture: the zoo and MnasNet-A1's table."""
+    from edgetailor.zoo_families import MNASNET_A1_TABLE, TPU_MNAS
 
-
-def published_points(csv_path: Path = _DATA) -> list[Point]:
-    """Every published float top-1 we can tie to an architecture: the zoo and MnasNet-A1's table."""
     points = {}
     for entry in zoo.entries():
         if entry.published.top1 is not None:
@@ -54,17 +46,12 @@ def published_points(csv_path: Path = _DATA) -> list[Point]:
             points[(entry.family, entry.width, entry.resolution)] = Point(
                 entry.family, entry.width, entry.resolution, entry.published.top1, macs,
                 entry.published.source)
-    if csv_path.exists():
-        with csv_path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row["model"] == "MnasNet-A1" and row["top1"] and row["width"] and row["resolution"] \
-                        and "README column" in row["setting"]:
-                    width, resolution = float(row["width"]), int(row["resolution"])
-                    key = ("mnasnet_a1", width, resolution)
-                    if key not in points:
-                        spec = zoo.FAMILIES["mnasnet_a1"].spec(width, 1.0, resolution)
-                        points[key] = Point("mnasnet_a1", width, resolution, float(row["top1"]),
-                                            layers.count(spec)[1], _MNAS_README)
+    for width, resolution, top1 in MNASNET_A1_TABLE:
+        key = ("mnasnet_a1", width, resolution)
+        if key not in points:
+            spec = zoo.FAMILIES["mnasnet_a1"].spec(width, 1.0, resolution)
+            points[key] = Point("mnasnet_a1", width, resolution, top1, layers.count(spec)[1],
+                                f"{TPU_MNAS}: depth multiplier {width:g}, {resolution} px")
     return sorted(points.values(), key=lambda p: (p.family, p.width, p.resolution))
 
 

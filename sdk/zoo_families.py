@@ -148,6 +148,17 @@ register_family(Family(
     " | head:conv_k1_c1280_re,pool",
     _MNAS_RULE, dropout=0.0, reference="tensorflow/tpu mnasnet_models.py mnasnet_small()",
 ))
+# MnasNet-A1's published depth-multiplier x resolution table (float top-1, %), used by the
+# accuracy estimator as published variants. Source: TPU_MNAS (README @7dc921f8, as copied into
+# shared/data/published_latency.csv); its 0.35 x 160 row (52.3) disagrees with the README's
+# duplicate column (59.3) and is kept as published.
+MNASNET_A1_TABLE = (
+    (1.4, 224, 77.2), (1.0, 224, 75.2), (0.75, 224, 73.3), (0.5, 224, 68.9), (0.35, 224, 64.1),
+    (1.4, 192, 76.1), (1.0, 192, 74.0), (0.75, 192, 72.1), (0.5, 192, 67.2), (0.35, 192, 62.4),
+    (1.4, 160, 74.8), (1.0, 160, 72.0), (0.75, 160, 70.1), (0.5, 160, 64.9), (0.35, 160, 52.3),
+    (1.4, 128, 72.5), (1.0, 128, 69.3), (0.75, 128, 67.0), (0.5, 128, 60.8), (0.35, 128, 54.8),
+    (1.4, 96, 68.6), (1.0, 96, 64.4), (0.75, 96, 62.1), (0.5, 96, 54.7), (0.35, 96, 49.3),
+)
 register(ZooEntry("mnasnet_a1_100", "mnasnet_a1",
                   Published(75.2, 3.9, 315.2, f"{TPU_MNAS}: mnasnet-a1 depth_multiplier 1.0, 224")))
 register(ZooEntry("mnasnet_b1_100", "mnasnet_b1",

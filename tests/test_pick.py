@@ -49,7 +49,7 @@ def test_published_variants_use_the_published_figure():
     result = accuracy.estimate(zoo.ZOO["mobilenet_v2_100"].spec, "mobilenet_v2", 1.0)
     assert (result.top1, result.kind) == (71.8, "published")
     a1 = accuracy.estimate(zoo.FAMILIES["mnasnet_a1"].spec(0.75, 1.0, 160), "mnasnet_a1", 0.75)
-    assert (a1.top1, a1.kind) == (70.1, "published")  # MnasNet-A1 README row in shared/data
+    assert (a1.top1, a1.kind) == (70.1, "published")  # MnasNet-A1 README table row
 
 
 def test_estimates_carry_their_leave_one_out_error():
