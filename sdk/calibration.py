@@ -38,7 +38,7 @@ def features(sample: data.Sample) -> np.ndarray:
     return np.sum([layer_features(layer) for layer in sample.layers], axis=0)
 
 
-def _errors(predicted: np.ndarray, measured: np.ndarray) -> dict:
+def error_summary(predicted: np.ndarray, measured: np.ndarray) -> dict:
     pct = 100 * (predicted / measured - 1)
     return {"n": int(len(pct)), "mape_pct": round(float(np.mean(np.abs(pct))), 2),
             "within_10pct": round(float(np.mean(np.abs(pct) <= 10)), 3),
@@ -108,8 +108,8 @@ def fitted_profile(recipe: Recipe, donor: dict | None = None) -> dict:
             rest = recipe.blocks + models[:i] + models[i + 1:]
             loo.append(_predict(sample, _fit_samples(rest), table))
         loo = np.array(loo)
-        error["models_in_sample"] = _errors(in_sample, measured)
-        error["models_leave_one_out"] = _errors(loo, measured)
+        error["models_in_sample"] = error_summary(in_sample, measured)
+        error["models_leave_one_out"] = error_summary(loo, measured)
         error["models_leave_one_group_out"] = _group_out(recipe, table)
         for s, p, q in zip(models, in_sample, loo):
             rows.append({"name": s.name, "kind": "model", "group": s.group, "measured_ms": s.latency_ms,
@@ -120,7 +120,7 @@ def fitted_profile(recipe: Recipe, donor: dict | None = None) -> dict:
         expected = None
     block_measured = np.array([s.latency_ms for s in recipe.blocks])
     block_pred = np.array([float(features(s) @ coefficients) for s in recipe.blocks])
-    error["blocks_model_in_sample"] = _errors(block_pred, block_measured)
+    error["blocks_model_in_sample"] = error_summary(block_pred, block_measured)
     groups = sorted({s.group for s in recipe.blocks})
     if not models and len(groups) > 1:
         error["blocks_leave_one_group_out"] = _block_group_out(recipe)
@@ -154,7 +154,7 @@ def _group_out(recipe: Recipe, table: dict[str, float]) -> dict:
         for sample in (s for s in recipe.models if s.group == group):
             predicted.append(_predict(sample, coefficients, table))
             measured.append(sample.latency_ms)
-    return _errors(np.array(predicted), np.array(measured))
+    return error_summary(np.array(predicted), np.array(measured))
 
 
 def _block_group_out(recipe: Recipe) -> dict:
@@ -164,7 +164,7 @@ def _block_group_out(recipe: Recipe) -> dict:
         for sample in (s for s in recipe.blocks if s.group == group):
             predicted.append(float(features(sample) @ coefficients))
             measured.append(sample.latency_ms)
-    return _errors(np.array(predicted), np.array(measured))
+    return error_summary(np.array(predicted), np.array(measured))
 
 
 def _holdout(recipe: Recipe, coefficients: np.ndarray, table: dict[str, float]) -> dict:
@@ -175,7 +175,7 @@ def _holdout(recipe: Recipe, coefficients: np.ndarray, table: dict[str, float]) 
     rows = [{"name": s.name, "kind": "holdout", "group": s.group, "measured_ms": s.latency_ms,
              "predicted_ms": round(float(p), 2), "source": s.source}
             for s, p in zip(recipe.holdout, predicted)]
-    return {"error": {**_errors(predicted, measured), "what": recipe.holdout[0].group}, "rows": rows}
+    return {"error": {**error_summary(predicted, measured), "what": recipe.holdout[0].group}, "rows": rows}
 
 
 def transferred_profile(recipe: Recipe, base: dict) -> dict:
@@ -185,13 +185,13 @@ def transferred_profile(recipe: Recipe, base: dict) -> dict:
     measured = np.array([s.latency_ms for s in recipe.models])
     log_ratio = np.log(measured / base_pred)
     factor = float(np.exp(log_ratio.mean()))
-    error = {"models_in_sample": _errors(base_pred * factor, measured)}
+    error = {"models_in_sample": error_summary(base_pred * factor, measured)}
     rows = []
     loo = None
     if len(recipe.models) >= 2:
         loo = np.array([base_pred[i] * np.exp(np.delete(log_ratio, i).mean())
                         for i in range(len(measured))])
-        error["models_leave_one_out"] = {**_errors(loo, measured),
+        error["models_leave_one_out"] = {**error_summary(loo, measured),
                                          "what": "device factor refitted without the row"}
         expected = error["models_leave_one_out"]["mape_pct"]
     else:

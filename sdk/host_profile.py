@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from edgetailor import spaces, zoo
-from edgetailor.calibration import VERSION, _errors
+from edgetailor.calibration import VERSION, error_summary
 from edgetailor.latency import FEATURES, fit, op_features, op_key
 from edgetailor.layers import Op, walk
 from edgetailor.profiles import SCHEMA
@@ -105,7 +105,7 @@ def build_profile(ops: list[Op], measured: dict[str, float], overhead_ms: float,
         "runtime": runtime, "setting": setting, "unit": "ms", "provenance": provenance,
         "features": list(FEATURES), "coefficients": [round(float(c), 7) for c in coefficients],
         "table": dict(sorted(table.items())),
-        "error": {"ops_model_in_sample": _errors(predicted, y)},
+        "error": {"ops_model_in_sample": error_summary(predicted, y)},
         "expected_error_pct": None, "calibration": [],
     }
 
@@ -138,10 +138,10 @@ def end_to_end_correction(profile_document: dict, space_name: str, models: int, 
     from edgetailor import builder
     from edgetailor.converters.timing import time_tflite
     from edgetailor.converters.tflite import to_tflite
-    from edgetailor.profiles import _from_dict
+    from edgetailor.profiles import from_dict
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    profile = _from_dict(profile_document, "host profile")
+    profile = from_dict(profile_document, "host profile")
     space = spaces.get(space_name)
     rng = np.random.default_rng(seed + 1000)
     rows = []
@@ -166,7 +166,7 @@ def end_to_end_correction(profile_document: dict, space_name: str, models: int, 
     document["coefficients"] = [round(float(c), 7) for c in coefficients]
     document["table"] = {k: round(v * scale, 5) for k, v in document["table"].items()}
     document["error"] = {**document["error"],
-                         "end_to_end_leave_one_out": {**_errors(loo, measured),
+                         "end_to_end_leave_one_out": {**error_summary(loo, measured),
                                                       "what": "scale refitted without the model"}}
     document["expected_error_pct"] = document["error"]["end_to_end_leave_one_out"]["mape_pct"]
     document["provenance"] = document["provenance"] + [{

@@ -86,7 +86,7 @@ def validate(data: Any, where: str) -> None:
             raise ProfileError(f"{where}: table entry {key!r} must be a non-negative number of ms")
 
 
-def _from_dict(data: dict, where: str) -> DeviceProfile:
+def from_dict(data: dict, where: str) -> DeviceProfile:
     validate(data, where)
     return DeviceProfile(
         name=data["name"], aliases=tuple(data["aliases"]), version=data["version"],
@@ -105,7 +105,7 @@ def load_file(path: str | Path) -> DeviceProfile:
         raise ProfileError(f"device profile file not found: {path}") from None
     except json.JSONDecodeError as exc:
         raise ProfileError(f"{path}: not valid JSON ({exc})") from None
-    return _from_dict(data, str(path))
+    return from_dict(data, str(path))
 
 
 def shipped() -> list[DeviceProfile]:
@@ -114,7 +114,7 @@ def shipped() -> list[DeviceProfile]:
     out = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
-            out.append(_from_dict(json.loads(entry.read_text()), f"edgetailor.device_profiles/{entry.name}"))
+            out.append(from_dict(json.loads(entry.read_text()), f"edgetailor.device_profiles/{entry.name}"))
     return out
 
 

@@ -153,7 +153,7 @@ def _normalise(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 127.5 - 1.0
 
 
-def _recalibrate_batch_norm(model, images: np.ndarray, batches: int, batch_size: int) -> None:
+def recalibrate_batch_norm(model, images: np.ndarray, batches: int, batch_size: int) -> None:
     """Set BatchNorm moving statistics to their mean over a few training batches.
 
     A short proxy run leaves the moving averages (momentum 0.99) near their initial values, so
@@ -201,7 +201,7 @@ def _train(spec: ArchSpec, recipe: Recipe, data: Dataset) -> dict:
                   metrics=["accuracy"], run_eagerly=eager)
     history = model.fit(_normalise(data.x_train), data.y_train, batch_size=recipe.batch_size,
                         epochs=recipe.epochs, shuffle=True, verbose=0)
-    _recalibrate_batch_norm(model, data.x_train, batches=8, batch_size=max(recipe.batch_size, 64))
+    recalibrate_batch_norm(model, data.x_train, batches=8, batch_size=max(recipe.batch_size, 64))
     _, accuracy = model.evaluate(_normalise(data.x_val), data.y_val, batch_size=128, verbose=0)
     result = {"accuracy": round(100.0 * float(accuracy), 2),
               "train_loss": round(float(history.history["loss"][-1]), 4),

@@ -32,7 +32,7 @@ def train_classifier(spec, dataset: Path, epochs: int, seed: int = 0):
     import tensorflow as tf
 
     from edgetailor import builder
-    from edgetailor.proxy_train import Recipe, _recalibrate_batch_norm, load_dataset
+    from edgetailor.proxy_train import Recipe, recalibrate_batch_norm, load_dataset
 
     recipe = Recipe(dataset=str(dataset), resolution=spec.resolution, epochs=epochs,
                     train_images=10**9, val_images=10**9, seed=seed)
@@ -44,7 +44,7 @@ def train_classifier(spec, dataset: Path, epochs: int, seed: int = 0):
     normalise = lambda images: images.astype("float32") / 127.5 - 1.0  # noqa: E731  [-1, 1], as bundled
     model.fit(normalise(data.x_train), data.y_train, batch_size=recipe.batch_size, epochs=epochs,
               shuffle=True, verbose=0)
-    _recalibrate_batch_norm(model, data.x_train, batches=8, batch_size=64)
+    recalibrate_batch_norm(model, data.x_train, batches=8, batch_size=64)
     _, top1 = model.evaluate(normalise(data.x_val), data.y_val, batch_size=128, verbose=0)
     description = f"trained here on {data.name}, {recipe.describe()}"
     return model, Training(round(100 * float(top1), 2), data.classes, description)
