@@ -6,8 +6,6 @@ not hold them, never written as zero.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,17 +79,6 @@ def write_json(path: str | Path, data: dict) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` atomically, so a failure never leaves a half-written file behind."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    from edgetailor.atomic import write_text as atomic_write_text
+
+    atomic_write_text(path, text)

@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -384,18 +382,9 @@ _register_commands()
 
 def _save_atomically(model, out_path: Path) -> None:
     """Save next to ``out_path`` and rename, so a failure leaves nothing half written."""
-    handle, temp = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".keras",
-                                    dir=out_path.parent)
-    os.close(handle)
-    try:
-        model.save(temp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(temp, out_path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    from edgetailor.atomic import replace_atomically
+
+    replace_atomically(out_path, lambda temp: model.save(temp), suffix=".keras")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -157,24 +155,31 @@ def end_to_end_correction(profile_document: dict, space_name: str, models: int, 
     overhead = float(profile.coefficients[-1])
     ratios = np.array([(m - overhead) / p for _, p, m in rows])
     scale = float(np.median(ratios))
-    loo = np.array([np.median(np.delete(ratios, i)) * p + overhead for i, (_, p, _) in enumerate(rows)])
     measured = np.array([m for *_, m in rows])
+    if len(rows) >= 2:
+        loo = np.array([np.median(np.delete(ratios, i)) * p + overhead for i, (_, p, _) in enumerate(rows)])
+    else:  # one model: its ratio is exact on it, there is no out-of-sample figure
+        loo = np.full(len(rows), np.nan)
     document = dict(profile_document)
     features = list(FEATURES)
     coefficients = np.asarray(document["coefficients"], dtype=float)
     coefficients[:features.index("model")] *= scale
     document["coefficients"] = [round(float(c), 7) for c in coefficients]
     document["table"] = {k: round(v * scale, 5) for k, v in document["table"].items()}
-    document["error"] = {**document["error"],
-                         "end_to_end_leave_one_out": {**error_summary(loo, measured),
-                                                      "what": "scale refitted without the model"}}
-    document["expected_error_pct"] = document["error"]["end_to_end_leave_one_out"]["mape_pct"]
+    if len(rows) >= 2:
+        document["error"] = {**document["error"],
+                             "end_to_end_leave_one_out": {**error_summary(loo, measured),
+                                                          "what": "scale refitted without the model"}}
+        document["expected_error_pct"] = document["error"]["end_to_end_leave_one_out"]["mape_pct"]
+    else:
+        document["error"] = {**document["error"], "end_to_end_note":
+                             "one converted model: the scale is exact on it, no out-of-sample error"}
     document["provenance"] = document["provenance"] + [{
         "end_to_end_scale": round(scale, 4), "models": len(rows), "seed": seed + 1000,
         "what": "converted models timed end to end; median measured / op-summed ratio"}]
     document["calibration"] = [{"name": spec, "kind": "model", "measured_ms": round(m, 3),
                                 "predicted_ms": round(p * scale + overhead, 3),
-                                "out_of_sample_ms": round(float(q), 3)}
+                                "out_of_sample_ms": None if np.isnan(q) else round(float(q), 3)}
                                for (spec, p, m), q in zip(rows, loo)]
     return document
 
@@ -184,9 +189,6 @@ def _slug(text: str) -> str:
 
 
 def write_json_atomically(document: dict, path: Path) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(document, stream, indent=1)
-        stream.write("\n")
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
+    from edgetailor.atomic import write_json
+
+    write_json(path, document)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetailor import accuracy, zoo
-from edgetailor.latency import N_FEATURES, op_feature_parts
+from edgetailor.latency import op_feature_parts
 from edgetailor.layers import walk
 from edgetailor.profiles import DeviceProfile
 from edgetailor.spec import ArchSpec, SpecError

@@ -9,32 +9,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from edgetailor import zoo
+from edgetailor.atomic import write_bytes as write_atomically
 from edgetailor.profiles import DeviceProfile
 from edgetailor.search import SearchResult
 from edgetailor.spec import decode
 
 IMAGENET_KINDS = ("published", "estimated")
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def zoo_reference(profile: DeviceProfile) -> list[dict]:
