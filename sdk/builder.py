@@ -15,7 +15,7 @@ import math
 import tensorflow as tf
 
 from edgetailor.keras_layers import ChannelShuffle, HardSigmoid, HardSwish, KeepChannels, SplitChannels
-from edgetailor.layers import expand_repeats, has_residual
+from edgetailor.layers import block_instances, has_residual
 from edgetailor.scaling import make_divisible
 from edgetailor.spec import ArchSpec, Block, SpecError
 
@@ -206,14 +206,8 @@ def build(spec: ArchSpec, num_classes: int = 1000, include_top: bool = True,
     x = inputs
     for layer in preprocessing or []:
         x = layer(x)
-    sections = [("stem", spec.stem)] + [(f"stage{i + 1}", s) for i, s in enumerate(spec.stages)]
-    sections.append(("head", spec.head))
-    for section, blocks in sections:
-        index = 0
-        for block in blocks:
-            for instance in (expand_repeats(block) if block.kind not in ("pool", "fc") else [block]):
-                x = _block(x, instance, spec.divisor, f"{section}_{index}")
-                index += 1
+    for section, index, instance in block_instances(spec):
+        x = _block(x, instance, spec.divisor, f"{section}_{index}")
     if include_top:
         x = L.Flatten(name="flatten")(x)
         if dropout > 0:

@@ -242,20 +242,27 @@ def classifier_cost(in_shape: Shape, num_classes: int) -> LayerCost:
                      in_shape, dense.out_shape, (dense,))
 
 
-def walk(spec: ArchSpec, num_classes: int | None = 1000) -> list[LayerCost]:
-    """Every block instance of ``spec`` with its ops; a dense classifier when ``num_classes``."""
-    shape: Shape = (spec.resolution, spec.resolution, 3)
-    out: list[LayerCost] = []
+def block_instances(spec: ArchSpec):
+    """``(section, index, block)`` for every block instance in graph order (repeats expanded);
+    the layer walk and the builder both iterate this, so names and order agree."""
     sections = [("stem", spec.stem)] + [(f"stage{i + 1}", s) for i, s in enumerate(spec.stages)]
     sections.append(("head", spec.head))
     for section, blocks in sections:
         index = 0
         for block in blocks:
             for instance in (expand_repeats(block) if block.kind not in ("pool", "fc") else [block]):
-                layer = block_cost(instance, shape, spec.divisor, f"{section}.{index}")
-                out.append(layer)
-                shape = layer.out_shape
+                yield section, index, instance
                 index += 1
+
+
+def walk(spec: ArchSpec, num_classes: int | None = 1000) -> list[LayerCost]:
+    """Every block instance of ``spec`` with its ops; a dense classifier when ``num_classes``."""
+    shape: Shape = (spec.resolution, spec.resolution, 3)
+    out: list[LayerCost] = []
+    for section, index, instance in block_instances(spec):
+        layer = block_cost(instance, shape, spec.divisor, f"{section}.{index}")
+        out.append(layer)
+        shape = layer.out_shape
     if num_classes:
         out.append(classifier_cost(shape, num_classes))
     return out
