@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetailor import profiles, proxy_train, search, search_report, spaces, zoo
+from edgetailor.accuracy import generic_estimator
 from edgetailor.space_latency import SpacePredictor
 
 WIDTHS = np.round(np.arange(0.25, 1.501, 0.05), 2)
@@ -138,23 +139,17 @@ def main() -> None:
     predictor.predict(choices)
     rate = len(choices) / (time.perf_counter() - started)
     cheap = {}
-    try:
-        from edgetailor.accuracy import generic_estimator
-    except ImportError:
-        generic_estimator = None
-    if generic_estimator is not None:
-        for strategy in ("nsga2", "random"):
-            config = search.SearchConfig(space=args.space, device=args.device, objective="pareto",
-                                         strategy=strategy, trials=args.cheap_trials, seed=args.seed)
-            started = time.perf_counter()
-            result = search.run_search(config, generic_estimator())
-            cheap[strategy] = (result.hypervolume, len(result.front), time.perf_counter() - started)
+    for strategy in ("nsga2", "random"):
+        config = search.SearchConfig(space=args.space, device=args.device, objective="pareto",
+                                     strategy=strategy, trials=args.cheap_trials, seed=args.seed)
+        started = time.perf_counter()
+        result = search.run_search(config, generic_estimator())
+        cheap[strategy] = (result.hypervolume, len(result.front), time.perf_counter() - started)
     print(f"\nlatency-only evaluation: {rate:,.0f} candidates/s ({args.space}, vectorised predictor)")
-    if cheap:
-        print(f"\n| estimated-accuracy run ({args.cheap_trials} trials) | hypervolume | Pareto points | wall s |")
-        print("|---|---|---|---|")
-        for strategy, (volume, points, wall) in cheap.items():
-            print(f"| {strategy} | {volume:.0f} | {points} | {wall:.1f} |")
+    print(f"\n| estimated-accuracy run ({args.cheap_trials} trials) | hypervolume | Pareto points | wall s |")
+    print("|---|---|---|---|")
+    for strategy, (volume, points, wall) in cheap.items():
+        print(f"| {strategy} | {volume:.0f} | {points} | {wall:.1f} |")
     report = {
         "device": profile.name, "space": args.space, "budget_ms": args.budget_ms, "trials": args.trials,
         "recipe": recipe.to_dict(),
