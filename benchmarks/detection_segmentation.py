@@ -78,12 +78,12 @@ def _references(profile) -> list[dict]:
     from edgetailor import lraspp, ssdlite, zoo
 
     rows = []
-    for (family, width), published in ssdlite.PUBLISHED.items():
-        spec = zoo.resolve(family, width, 320).spec
-        config = ssdlite.SSDLiteConfig(num_classes=90)
-        rows.append({"model": f"ssdlite_{family}_{round(width * 100)}@320 (COCO)",
+    config = ssdlite.SSDLiteConfig(num_classes=90)
+    for reference in ssdlite.PUBLISHED:
+        spec = reference.spec()
+        rows.append({"model": f"{reference.name} @320 (COCO)",
                      "predicted_ms": ssdlite.predict_latency(spec, config, profile).total_ms,
-                     "published_pixel1_ms": published["pixel1_ms"], "published_map": published["coco_map"],
+                     "published_pixel1_ms": reference.pixel1_ms, "published_map": reference.coco_map,
                      "macs_m": ssdlite.count(spec, config)[1] / 1e6})
     spec = zoo.resolve("mobilenet_v3_large", 1.0, 512).spec
     config = lraspp.LRASPPConfig(num_classes=19)

@@ -270,7 +270,7 @@ def package(model: Any, out_dir: str | Path, *, labels: list[str], device: str |
         coreml.save(folder / "model.mlpackage")  # runs the static Core ML checks
         manifest["coreml"]["verified"] = coreml.details["verified"]
         (folder / "labels.txt").write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
-        manifest["files"] = {name: _file_entry(folder / name) for name in FILES[:-1]}
+        manifest["files"] = {name: file_entry(folder / name) for name in FILES[:-1]}
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
     try:
@@ -295,7 +295,7 @@ def _latency(profile: profiles.DeviceProfile, arch: zoo.Resolved | None, classes
             "budget_ms": budget_ms, "within_budget": within}
 
 
-def _file_entry(path: Path) -> dict:
+def file_entry(path: Path) -> dict:
     entry = {"sha256": path_sha256(path), "bytes": _size(path)}
     if path.is_dir():
         entry["files"] = tree_files(path)

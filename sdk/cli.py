@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -183,8 +184,11 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
 @click.option("--device", required=True, help="Profile name (see `edgetailor devices`) or file.")
 @click.option("--budget-ms", type=click.FloatRange(0, min_open=True), required=True,
               help="Latency budget on that device, in ms.")
-@click.option("--task", type=click.Choice(["classification"]), default="classification",
-              show_default=True)
+@click.option("--task", type=click.Choice(["classification", "detection", "segmentation"]),
+              default="classification", show_default=True,
+              help="detection: SSDLite head; segmentation: LR-ASPP head, on the picked backbone.")
+@click.option("--resolution", type=click.IntRange(32, 1024),
+              help="Detection/segmentation input size in px (default 320 / 256).")
 @click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder with one sub-folder of images per class; the model is trained on it.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True)
@@ -198,22 +202,30 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
               help="With --search: random, nsga2, tpe or rl.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
-def specialize(device: str, budget_ms: float, task: str, dataset: Path | None, epochs: int,
-               labels_path: Path | None, search_space: str | None, trials: int, strategy: str,
-               out_dir: Path, as_json: bool) -> None:
-    """The most accurate model under --budget-ms on --device, as an app-ready bundle."""
+def specialize(device: str, budget_ms: float, task: str, resolution: int | None,
+               dataset: Path | None, epochs: int, labels_path: Path | None,
+               search_space: str | None, trials: int, strategy: str, out_dir: Path,
+               as_json: bool) -> None:
+    """The most accurate model under --budget-ms on --device, as an app-ready bundle.
+
+    Detection and segmentation: datasets are a COCO folder (labels.json + images/) or a Pascal
+    VOC folder (detection), or images/ + masks/ + labels.txt (segmentation)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
     from edgetailor import specialize as job
 
     device_profile = _profile(device)
     try:
-        summary = job.specialize(device_profile, budget_ms, out_dir, dataset=dataset, epochs=epochs,
-                                 labels_path=labels_path, search_space=search_space, trials=trials,
-                                 strategy=strategy,
-                                 progress=lambda message: click.echo(message, err=True))
+        summary = job.specialize(device_profile, budget_ms, out_dir, task=task, dataset=dataset,
+                                 epochs=epochs, labels_path=labels_path, search_space=search_space,
+                                 trials=trials, strategy=strategy, resolution=resolution,
+                                 quiet=True, progress=lambda message: click.echo(message, err=True))
     except (SpecError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
         _emit_json(summary)
+        return
+    if summary.get("task") in ("detection", "segmentation"):
+        _echo_dense(summary, budget_ms)
         return
     if summary.get("mode") == "search":
         chosen = summary["chosen"]
@@ -231,6 +243,21 @@ def specialize(device: str, budget_ms: float, task: str, dataset: Path | None, e
     for c in summary["runners_up"]:
         click.echo(f"  runner-up: {c['family']} width {c['width']:g} at {c['resolution']} px, "
                    f"{c['latency_ms']:.1f} ms, top-1 {c['top1']} ({c['accuracy_kind']})")
+
+
+def _echo_dense(summary: dict, budget_ms: float) -> None:
+    chosen, accuracy = summary["chosen"], summary["accuracy"]
+    click.echo(f"{summary['task']}: {chosen['family']} width {chosen['width']:g} at "
+               f"{chosen['resolution']} px: {chosen['latency_ms']:.1f} ms predicted (backbone + head) "
+               f"on {summary['device']} (budget {budget_ms:g} ms); {accuracy['metric']} "
+               f"{accuracy['value']} ({accuracy['kind']}); bundle in {summary['out']}")
+    for c in summary["runners_up"]:
+        click.echo(f"  runner-up: {c['family']} width {c['width']:g}, {c['latency_ms']:.1f} ms, "
+                   f"backbone top-1 {c['backbone_top1']} ({c['accuracy_kind']})")
+    for ref in summary["published_references"]:
+        click.echo(f"  published: {ref['name']}: {ref['published_pixel1_ms']:g} ms on Pixel 1, "
+                   f"COCO mAP {ref['published_coco_map']:g}; predicted here "
+                   f"{ref['predicted_ms_90_classes']:.1f} ms on {ref['device']}")
 
 
 @main.group()

@@ -58,6 +58,13 @@ class SegmentationData:
     background: str = "background"
     files: tuple[str, ...] = ()
 
+    def split(self, fraction: float) -> tuple["SegmentationData", "SegmentationData"]:
+        """The first ``fraction`` of the images and the rest."""
+        k = int(round(len(self.images) * fraction))
+        part = lambda s: SegmentationData(self.images[s], self.masks[s], self.classes, self.background,  # noqa: E731
+                                          self.files[s] if self.files else ())
+        return part(slice(0, k)), part(slice(k, None))
+
 
 def _check_classes(found: Sequence[str], expected: Sequence[str] | None, where: str) -> tuple[str, ...]:
     found = tuple(found)

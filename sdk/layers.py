@@ -268,7 +268,22 @@ def walk(spec: ArchSpec, num_classes: int | None = 1000) -> list[LayerCost]:
     return out
 
 
+def walk_to(spec: ArchSpec, endpoint: str) -> list[LayerCost]:
+    """The backbone's layers up to and including the block whose output is ``endpoint`` (a
+    ``FeatureInfo`` block name such as ``stage4_2_out``): what a dense head runs on."""
+    out = []
+    for layer in walk(spec, num_classes=None):
+        out.append(layer)
+        if f"{layer.name.replace('.', '_')}_out" == endpoint:
+            return out
+    raise SpecError(f"endpoint {endpoint} is not a block output of this spec")
+
+
+def totals(layers: list[LayerCost]) -> tuple[int, int]:
+    """(parameters, MACs) of a layer list."""
+    return sum(layer.params for layer in layers), sum(layer.macs for layer in layers)
+
+
 def count(spec: ArchSpec, num_classes: int | None = 1000) -> tuple[int, int]:
     """(parameters, MACs) of ``spec`` with a ``num_classes`` classifier."""
-    layers = walk(spec, num_classes)
-    return sum(layer.params for layer in layers), sum(layer.macs for layer in layers)
+    return totals(walk(spec, num_classes))

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from edgetailor.features import FeatureInfo, last_at_stride
-from edgetailor.layers import LayerCost, Op, Shape, block_cost, conv_op, walk
+from edgetailor.layers import LayerCost, Op, Shape, block_cost, conv_op, totals, walk_to
 from edgetailor.spec import ArchSpec, Block, SpecError
 
 INTER_CHANNELS = 128
@@ -44,15 +44,6 @@ def endpoints(spec: ArchSpec) -> tuple[FeatureInfo, FeatureInfo]:
 
 def _side(resolution: int, stride: int) -> int:
     return math.ceil(resolution / stride)
-
-
-def _backbone_layers(spec: ArchSpec, last: FeatureInfo) -> list[LayerCost]:
-    out = []
-    for layer in walk(spec, num_classes=None):
-        out.append(layer)
-        if f"{layer.name.replace('.', '_')}_out" == last.name:
-            return out
-    raise SpecError(f"endpoint {last.name} is not a block output of this spec")
 
 
 def _classifier(name: str, shape: Shape, num_classes: int) -> LayerCost:
@@ -87,21 +78,17 @@ def head_layers(spec: ArchSpec, config: LRASPPConfig) -> list[LayerCost]:
 
 def layers(spec: ArchSpec, config: LRASPPConfig) -> list[LayerCost]:
     """Backbone (up to its stride-16 block) + head: the segmenter's whole layer list."""
-    return _backbone_layers(spec, endpoints(spec)[1]) + head_layers(spec, config)
+    return walk_to(spec, endpoints(spec)[1].name) + head_layers(spec, config)
 
 
 def predict_latency(spec: ArchSpec, config: LRASPPConfig, profile):
     """Latency Breakdown (ms) of backbone + head on ``profile`` (a DeviceProfile)."""
-    from edgetailor.latency import predict_layers
-
-    return predict_layers(layers(spec, config), profile.coefficients, profile.table,
-                          profile.expected_error_pct)
+    return profile.predict_layers(layers(spec, config))
 
 
 def count(spec: ArchSpec, config: LRASPPConfig) -> tuple[int, int]:
     """(parameters, MACs) of backbone (to stride 16) + head."""
-    all_layers = layers(spec, config)
-    return sum(l.params for l in all_layers), sum(l.macs for l in all_layers)
+    return totals(layers(spec, config))
 
 
 def build(spec: ArchSpec, config: LRASPPConfig, name: str = "lraspp"):

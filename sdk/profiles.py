@@ -50,8 +50,11 @@ class DeviceProfile:
 
     def predict(self, spec: ArchSpec, num_classes: int = 1000) -> Breakdown:
         """Latency of ``spec`` on this device in ms, with a per-layer breakdown."""
-        return predict_layers(walk(spec, num_classes), self.coefficients, self.table,
-                              self.expected_error_pct)
+        return self.predict_layers(walk(spec, num_classes))
+
+    def predict_layers(self, layers: list) -> Breakdown:
+        """Latency of a layer list (a backbone with a task head, say) on this device in ms."""
+        return predict_layers(layers, self.coefficients, self.table, self.expected_error_pct)
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "aliases": list(self.aliases), "version": self.version,

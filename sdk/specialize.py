@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgetailor import pick, profiles, zoo
+from edgetailor import pick, profiles, tasks, zoo
 from edgetailor.bundle import Accuracy, check_output_folder, package, read_labels
 from edgetailor.spec import SpecError
 
@@ -74,16 +74,29 @@ def searched(profile: profiles.DeviceProfile, budget_ms: float, space: str, tria
 
 
 def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: Path, *,
-               dataset: Path | None = None,
+               task: str = "classification", dataset: Path | None = None,
                epochs: int = 3, labels_path: Path | None = None, families=pick.FAMILIES,
                search_space: str | None = None, trials: int = 20, strategy: str = "nsga2",
+               resolution: int | None = None, quiet: bool = False,
                progress: Callable[[str], None] | None = None) -> dict:
-    """Pick (or search), build (and train), package; returns a summary of the choice."""
+    """Pick (or search), build (and train), package; returns a summary of the choice.
+
+    ``task`` detection or segmentation picks a backbone for the SSDLite or LR-ASPP head at
+    ``resolution`` (default: the task's); classification picks width and resolution."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
     check_output_folder(out_dir)
     profile = device if isinstance(device, profiles.DeviceProfile) else profiles.load(device)
     labels = read_labels(labels_path) if labels_path else None
+    if task != "classification":
+        if search_space is not None:
+            raise SpecError("--search re-searches classification backbones only; detection and "
+                            "segmentation pick a published backbone for their head")
+        return _specialize_dense(tasks.get(task), profile, budget_ms, out_dir, dataset, epochs,
+                                 labels, resolution, families, say, started, quiet)
+    if resolution is not None:
+        raise SpecError("--resolution applies to detection and segmentation; classification "
+                        "picks the resolution itself")
     if dataset is not None:
         from edgetailor.proxy_train import folder_classes
 
@@ -92,7 +105,7 @@ def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: 
             raise SpecError(f"--labels {labels_path} does not match the dataset's classes {list(classes)}")
     if search_space is not None:
         return _specialize_searched(profile, budget_ms, out_dir, dataset, epochs, labels,
-                                    search_space, trials, strategy, say, started)
+                                    search_space, trials, strategy, say, started, quiet)
     result = pick.pick(profile, budget_ms, families=families)
     best = result.best
     say(f"picked {best.label}: {best.latency_ms:.1f} ms predicted, top-1 {best.top1} "
@@ -104,7 +117,7 @@ def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: 
                           note="the architecture's ImageNet top-1 with trained weights; this "
                                "bundle's weights are random")
     manifest = _bundle(spec, arch, profile, budget_ms, out_dir, dataset, epochs, labels,
-                       unmeasured, say)
+                       unmeasured, say, quiet)
     return {
         "out": str(out_dir), "device": profile.name, "budget_ms": budget_ms,
         "chosen": _candidate_dict(best), "runners_up": [_candidate_dict(c) for c in result.runners_up],
@@ -116,7 +129,7 @@ def specialize(device: str | profiles.DeviceProfile, budget_ms: float, out_dir: 
 
 
 def _specialize_searched(profile, budget_ms, out_dir, dataset, epochs, labels, space, trials,
-                         strategy, say, started) -> dict:
+                         strategy, say, started, quiet) -> dict:
     from edgetailor.spec import decode
 
     storage = f"sqlite:///{Path(out_dir).resolve()}.study.db"
@@ -128,7 +141,7 @@ def _specialize_searched(profile, budget_ms, out_dir, dataset, epochs, labels, s
     unmeasured = Accuracy(best.accuracy, best.accuracy_kind, best.accuracy_source,
                           note="this bundle's weights are random")
     manifest = _bundle(spec, arch, profile, budget_ms, out_dir, dataset, epochs, labels,
-                       unmeasured, say)
+                       unmeasured, say, quiet)
     return {"out": str(out_dir), "device": profile.name, "budget_ms": budget_ms,
             "mode": "search", "search": result.to_dict(),
             "chosen": {"spec": best.spec, "latency_ms": round(best.latency_ms, 2),
@@ -137,8 +150,106 @@ def _specialize_searched(profile, budget_ms, out_dir, dataset, epochs, labels, s
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def _specialize_dense(task: tasks.Task, profile, budget_ms, out_dir, dataset, epochs, labels,
+                      resolution, families, say, started, quiet) -> dict:
+    from edgetailor.task_bundle import package_dense
+
+    resolution = resolution or task.default_resolution
+    data = _load_dense(task, dataset, resolution) if dataset is not None else None
+    if data is not None:
+        found = _dense_labels(task, data)
+        if labels is not None and list(labels) != found:
+            raise SpecError(f"--labels does not match the dataset's classes {found}")
+        labels = found
+    labels = list(labels or task.placeholder_labels)
+    config = task.config(labels)  # checks the label count for the head
+    result = tasks.pick_task(task, profile, budget_ms, len(labels), resolution, families)
+    best = result.best
+    say(f"picked {best.label} with {task.head.__name__.rsplit('.', 1)[-1]}: {best.latency_ms:.1f} ms "
+        f"predicted, backbone top-1 {best.backbone_top1} ({best.accuracy_kind}) from "
+        f"{result.candidates} candidates")
+    name = f"{task.head.__name__.rsplit('.', 1)[-1]}_{best.family}_{round(best.width * 100):03d}_{resolution}"
+    if data is not None:
+        trained, accuracy = _train_dense(task, best.spec, config, data, epochs, dataset, say)
+        weights = f"trained on {dataset}"
+    else:
+        trained = _untrained_dense(task, best, config, labels)
+        accuracy = _unmeasured_dense(task, best, len(labels))
+        weights = "random"
+    manifest = package_dense(task.name, trained, out_dir, profile=profile, name=name, weights=weights,
+                             budget_ms=budget_ms, accuracy=accuracy, predicted_ms=best.latency_ms,
+                             references=list(result.references), progress=say, quiet=quiet)
+    return {"out": str(out_dir), "device": profile.name, "budget_ms": budget_ms, "task": task.name,
+            "ranking": tasks.RANKING_METRIC, "chosen": best.to_dict(),
+            "runners_up": [c.to_dict() for c in result.runners_up],
+            "fastest": result.fastest.to_dict(), "pareto": [c.to_dict() for c in result.pareto],
+            "candidates": result.candidates, "published_references": list(result.references),
+            "accuracy": manifest["accuracy"], "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _load_dense(task: tasks.Task, dataset: Path, resolution: int):
+    from edgetailor import datasets_det
+
+    load = datasets_det.load_detection_folder if task.name == "detection" else datasets_det.load_mask_folder
+    data = load(dataset, size=resolution)
+    if len(data.images) < 2:
+        raise SpecError(f"{dataset}: {len(data.images)} image(s); training needs at least 2 "
+                        "(one is held out for validation)")
+    return data
+
+
+def _dense_labels(task: tasks.Task, data) -> list[str]:
+    return list(data.classes) if task.name == "detection" else [data.background, *data.classes]
+
+
+def _train_dense(task: tasks.Task, spec, config, data, epochs: int, dataset: Path, say):
+    """Train on 80 % of ``data`` and measure on the rest; (trained model, measured Accuracy)."""
+    train, held_out = data.split(0.8)
+    say(f"training {task.name} on {len(train.images)} images of {dataset} for {epochs} epoch(s); "
+        f"{len(held_out.images)} held out")
+    if task.name == "detection":
+        from edgetailor import det_train
+
+        trained = det_train.train(train, spec, config, epochs=epochs)
+        value = det_train.evaluate(trained, held_out)["AP"]
+    else:
+        from edgetailor import seg_train
+
+        trained = seg_train.train(train, spec, config, epochs=epochs)
+        value = seg_train.evaluate(trained, held_out)["miou"]
+    description = (f"trained here on {dataset}: {len(train.images)} images, {epochs} epoch(s) at "
+                   f"{spec.resolution} px; measured on {len(held_out.images)} held-out images")
+    return trained, Accuracy(round(100 * float(value), 2), "measured", description, metric=task.metric)
+
+
+def _untrained_dense(task: tasks.Task, best: tasks.TaskCandidate, config, labels):
+    if task.name == "detection":
+        from edgetailor import det_train, ssdlite
+
+        return det_train.Detector(ssdlite.build(best.spec, config), best.spec, config, tuple(labels))
+    from edgetailor import lraspp, seg_train
+
+    return seg_train.Segmenter(lraspp.build(best.spec, config), best.spec, config, tuple(labels))
+
+
+def _unmeasured_dense(task: tasks.Task, best: tasks.TaskCandidate, num_labels: int) -> Accuracy:
+    """The published detector's COCO mAP where the pick is one (with COCO's 90 classes), else
+    the ranking figure."""
+    coco = task.name == "detection" and num_labels == 90
+    reference = tasks.published_reference(best.spec) if coco else None
+    if reference is not None:
+        return Accuracy(reference.coco_map, "published", reference.source, metric="COCO mAP (%)",
+                        note="the architecture's published figure with its reference COCO weights; "
+                             "this bundle's weights are random")
+    return Accuracy(best.backbone_top1, best.accuracy_kind, best.accuracy_source,
+                    metric=tasks.RANKING_METRIC,
+                    note=f"no published {task.name} accuracy for this backbone and head: the "
+                         "backbone's ImageNet top-1 is what the candidates were ranked by; this "
+                         "bundle's weights are random")
+
+
 def _bundle(spec, arch, profile, budget_ms, out_dir, dataset, epochs, labels,
-            unmeasured: Accuracy, say) -> dict:
+            unmeasured: Accuracy, say, quiet: bool) -> dict:
     """Train on ``dataset`` (accuracy measured) or build with random weights (``unmeasured``
     accuracy and placeholder labels), then package; returns the manifest."""
     if dataset is not None:
@@ -155,7 +266,7 @@ def _bundle(spec, arch, profile, budget_ms, out_dir, dataset, epochs, labels,
         model = builder.build(spec, num_classes=len(labels), name=arch.name)
         accuracy, weights = unmeasured, "random"
     return package(model, out_dir, labels=labels, device=profile, arch=arch, weights=weights,
-                   budget_ms=budget_ms, accuracy=accuracy, progress=say)
+                   budget_ms=budget_ms, accuracy=accuracy, progress=say, quiet=quiet)
 
 
 def _imagenet_source(candidate: pick.Candidate) -> str:

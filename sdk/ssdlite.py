@@ -19,13 +19,14 @@ inside ``build``; everything else is pure Python/numpy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from edgetailor import zoo
 from edgetailor.anchors import AnchorConfig, ssd_anchors
 from edgetailor.features import FeatureInfo, feature_info, last_at_stride
-from edgetailor.layers import LayerCost, Op, Shape, block_cost, conv_op, dwconv_op, walk
+from edgetailor.layers import LayerCost, Op, Shape, block_cost, conv_op, dwconv_op, totals, walk_to
 from edgetailor.spec import ArchSpec, Block, SpecError
 
 EXTRA_DEPTHS = (512, 256, 256, 128)
@@ -34,13 +35,52 @@ CLASS_BIAS_INIT = -4.6  # sigmoid prior of 0.01
 NORM_MEAN, NORM_STD = 127.5, 127.5  # input (x - 127.5) / 127.5: the SSD preprocessing (2/255) x - 1
 DEFAULT_RESOLUTION = 320
 
-# Published SSDLite references to show beside a prediction (COCO, 320 px, 90 classes, float).
-_ZOO_SOURCE = ("tensorflow/models research/object_detection/g3doc/tf1_detection_zoo.md, "
-               "Mobile models: Pixel 1 latency (ms), COCO mAP")
-PUBLISHED = {
-    ("mobilenet_v3_large", 1.0): {"pixel1_ms": 119.0, "coco_map": 22.3, "source": _ZOO_SOURCE},
-    ("mobilenet_v3_small", 1.0): {"pixel1_ms": 43.0, "coco_map": 15.6, "source": _ZOO_SOURCE},
-}
+
+@dataclass(frozen=True)
+class Reference:
+    """A published SSDLite detector (COCO, 320 px, 90 classes, float) and its Pixel 1 latency."""
+
+    name: str
+    family: str
+    width: float
+    reduced_tail: bool
+    pixel1_ms: float
+    coco_map: float
+    source: str
+
+    def spec(self) -> ArchSpec:
+        base = zoo.FAMILIES[self.family].spec(self.width, 1.0, DEFAULT_RESOLUTION)
+        return reduce_tail(base) if self.reduced_tail else base
+
+
+_ZOO = ("tensorflow/models research/object_detection/g3doc/tf1_detection_zoo.md, Mobile models "
+        "(Pixel 1 latency, COCO mAP): {}")
+_PAPER = "Howard et al. 2019, Searching for MobileNetV3, Table 6 (SSDLite, COCO, Pixel 1)"
+PUBLISHED = (
+    Reference("SSDLite MobileNetV3-Large (reduced tail)", "mobilenet_v3_large", 1.0, True, 119.0, 22.6,
+              _ZOO.format("ssd_mobilenet_v3_large_coco")),
+    Reference("SSDLite MobileNetV3-Small (reduced tail)", "mobilenet_v3_small", 1.0, True, 43.0, 15.4,
+              _ZOO.format("ssd_mobilenet_v3_small_coco")),
+    Reference("SSDLite MobileNetV3-Large", "mobilenet_v3_large", 1.0, False, 137.0, 22.0, _PAPER),
+    Reference("SSDLite MobileNetV3-Small", "mobilenet_v3_small", 1.0, False, 52.0, 16.0, _PAPER),
+)
+# MobileNetV3 paper §6.3: detection backbones halve the channels between C4 and C5 ("reduced
+# tail": V3_LARGE_DETECTION / V3_SMALL_DETECTION in tensorflow/models slim mobilenet_v3.py).
+REDUCED_TAIL = ("mobilenet_v3_large", "mobilenet_v3_small")
+
+
+def reduce_tail(spec: ArchSpec) -> ArchSpec:
+    """``spec`` with its last stage's block outputs and the head's 1x1 conv at half their
+    channels (expansions follow, being ratios of the input)."""
+    half = lambda block: replace(block, channels=int(round(block.channels * 0.5)))  # noqa: E731
+    head = tuple(half(b) if b.kind == "conv" else b for b in spec.head)
+    return replace(spec, stages=spec.stages[:-1] + (tuple(half(b) for b in spec.stages[-1]),), head=head)
+
+
+def detection_backbone(family: str, width: float = 1.0, resolution: int = DEFAULT_RESOLUTION) -> ArchSpec:
+    """The backbone SSDLite uses for ``family``: the zoo spec, reduced-tail for MobileNetV3."""
+    spec = zoo.FAMILIES[family].spec(width, 1.0, resolution)
+    return reduce_tail(spec) if family in REDUCED_TAIL else spec
 
 
 @dataclass(frozen=True)
@@ -70,16 +110,6 @@ def endpoints(spec: ArchSpec) -> tuple[FeatureInfo, FeatureInfo]:
     else:
         low = last_at_stride(spec, 16, "block")
     return low, last_at_stride(spec, 32, "block")
-
-
-def _backbone_layers(spec: ArchSpec, last: FeatureInfo) -> list[LayerCost]:
-    """The backbone's layers up to (and including) the block that produces ``last``."""
-    out = []
-    for layer in walk(spec, num_classes=None):
-        out.append(layer)
-        if f"{layer.name.replace('.', '_')}_out" == last.name:
-            return out
-    raise SpecError(f"endpoint {last.name} is not a block output of this spec")
 
 
 def map_shapes(spec: ArchSpec, config: SSDLiteConfig) -> list[Shape]:
@@ -146,24 +176,20 @@ def head_layers(spec: ArchSpec, config: SSDLiteConfig) -> list[LayerCost]:
 
 def layers(spec: ArchSpec, config: SSDLiteConfig) -> list[LayerCost]:
     """Backbone (up to its stride-32 feature) + head: the detector's whole layer list."""
-    return _backbone_layers(spec, endpoints(spec)[1]) + head_layers(spec, config)
+    return walk_to(spec, endpoints(spec)[1].name) + head_layers(spec, config)
 
 
 def predict_latency(spec: ArchSpec, config: SSDLiteConfig, profile):
     """Latency Breakdown (ms) of backbone + head on ``profile`` (a DeviceProfile).
 
     The ``TFLite_Detection_PostProcess`` op (decode + NMS) is not priced: profiles hold no
-    measurement of it (it is typically ~1 ms on a phone CPU for 100 detections)."""
-    from edgetailor.latency import predict_layers
-
-    return predict_layers(layers(spec, config), profile.coefficients, profile.table,
-                          profile.expected_error_pct)
+    measurement of it."""
+    return profile.predict_layers(layers(spec, config))
 
 
 def count(spec: ArchSpec, config: SSDLiteConfig) -> tuple[int, int]:
     """(parameters, MACs) of the detector (backbone to stride 32 + head)."""
-    all_layers = layers(spec, config)
-    return sum(l.params for l in all_layers), sum(l.macs for l in all_layers)
+    return totals(layers(spec, config))
 
 
 def build(spec: ArchSpec, config: SSDLiteConfig, name: str = "ssdlite"):

@@ -1,6 +1,8 @@
 """specialize: pick under the budget, train on a dataset, and write an app bundle."""
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from edgetailor import shapes
@@ -55,3 +57,71 @@ def test_specialize_search_mode_bundles_the_searched_spec(tmp_path):
     assert manifest["arch"]["spec"] == summary["chosen"]["spec"]
     assert manifest["accuracy"]["kind"] == "estimated"
     assert (tmp_path / "searched.study.db").exists()  # the study, for resuming
+
+
+def test_specialize_detection_trains_on_a_coco_folder_and_bundles(tmp_path):
+    from edgetailor import datasets_det
+    from edgetailor.bundle import inspect_bundle
+    from edgetailor.converters import detection_export
+
+    data = shapes.detection(12, 64, seed=1, max_objects=2, classes=("circle", "square"))
+    dataset = datasets_det.write_coco_folder(tmp_path / "coco", data)
+    out = tmp_path / "detector"
+    summary = specialize("pixel1", 12.0, out, task="detection", dataset=dataset, epochs=1,
+                         resolution=64, families=("mobilenet_v3_small",))
+    assert summary["task"] == "detection" and summary["chosen"]["latency_ms"] <= 12.0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["task"] == "detection" and manifest["arch"]["head"] == "ssdlite"
+    assert manifest["labels"] == ["circle", "square"]
+    assert manifest["accuracy"]["kind"] == "measured" and "mAP" in manifest["accuracy"]["metric"]
+    assert [o["name"] for o in manifest["tflite"]["outputs"]] == list(detection_export.OUTPUT_NAMES)
+    assert manifest["tflite"]["ops"].get("CUSTOM:TFLite_Detection_PostProcess") == 1
+    assert [o["name"] for o in manifest["coreml"]["outputs"]] == ["confidence", "coordinates"]
+    assert manifest["coreml"]["type"] == "pipeline"
+    assert inspect_bundle(out)["ok"]
+    boxes, classes, scores = detection_export.run_tflite(out / "model.tflite", data.images[:1])[0]
+    assert boxes.shape[1] == 4 and len(classes) == len(scores)
+
+
+def test_specialize_segmentation_without_a_dataset_from_the_cli(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("background\nperson\npet\n")
+    out = tmp_path / "segmenter"
+    result = CliRunner().invoke(main, ["specialize", "--task", "segmentation", "--device", "galaxy_s8",
+                                       "--budget-ms", "40", "--resolution", "64", "--labels",
+                                       str(labels), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary["task"] == "segmentation" and summary["chosen"]["resolution"] == 64
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["weights"] == "random" and manifest["warnings"]
+    assert manifest["accuracy"]["metric"] == "backbone ImageNet top-1 (%)"
+    assert manifest["accuracy"]["kind"] in ("published", "estimated")
+    assert manifest["labels"] == ["background", "person", "pet"]
+    assert manifest["tflite"]["outputs"][0]["shape"] == [1, 64, 64, 3]
+    assert [o["name"] for o in manifest["coreml"]["outputs"]] == ["mask", "probabilities"]
+    assert abs(manifest["latency"]["predicted_ms"] - summary["chosen"]["latency_ms"]) < 0.01
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "detection", "--search", "mnasnet"], "--search re-searches classification"),
+    (["--resolution", "128"], "--resolution applies to detection and segmentation"),
+    (["--task", "detection", "--budget-ms", "1"], "no detection candidate meets 1 ms"),
+])
+def test_task_option_errors_are_one_line(tmp_path, args, message):
+    out = tmp_path / "b"
+    base = ["specialize", "--device", "pixel1", "--out", str(out)]
+    if "--budget-ms" not in args:
+        base += ["--budget-ms", "50"]
+    result = CliRunner().invoke(main, base + args)
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_detection_dataset_that_is_not_a_detection_folder(tmp_path):
+    folder = shapes.write_folder(tmp_path / "data", 4, size=32, classes=("circle", "square"))
+    result = CliRunner().invoke(main, ["specialize", "--task", "detection", "--device", "pixel1",
+                                       "--budget-ms", "50", "--dataset", str(folder), "--out",
+                                       str(tmp_path / "b")])
+    assert result.exit_code != 0 and "not a detection folder" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "b").exists()

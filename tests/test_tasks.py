@@ -1,0 +1,71 @@
+"""Detection and segmentation in the specializer: backbones, pricing, picks (no TensorFlow)."""
+import pytest
+
+from edgetailor import layers, profiles, ssdlite, tasks
+from edgetailor.spec import SpecError
+
+
+@pytest.fixture(scope="module")
+def pixel1():
+    return profiles.load("pixel1")
+
+
+# MobileNetV3 paper (Howard et al. 2019) Table 6, SSDLite at 320 px on COCO: params (M), MAdds (B).
+@pytest.mark.parametrize("family, reduced, params_m, madds_b", [
+    ("mobilenet_v3_large", True, 3.22, 0.51), ("mobilenet_v3_large", False, 4.97, 0.62),
+    ("mobilenet_v3_small", True, 1.77, 0.16), ("mobilenet_v3_small", False, 2.49, 0.21)])
+def test_ssdlite_mobilenet_v3_matches_the_paper(family, reduced, params_m, madds_b):
+    reference = next(r for r in ssdlite.PUBLISHED if r.family == family and r.reduced_tail == reduced)
+    params, macs = ssdlite.count(reference.spec(), ssdlite.SSDLiteConfig(num_classes=90))
+    assert params / 1e6 == pytest.approx(params_m, rel=0.02)
+    assert macs / 1e9 == pytest.approx(madds_b, abs=0.01)  # quoted to 0.01 B
+
+
+def test_reduced_tail_halves_the_last_stage_and_head_conv():
+    full = ssdlite.detection_backbone("mobilenet_v2")                 # not a V3: unchanged
+    assert full == tasks.TASKS["segmentation"].backbone("mobilenet_v2", 1.0, 320)
+    reduced = ssdlite.detection_backbone("mobilenet_v3_large")
+    assert [b.channels for b in reduced.stages[-1]] == [80, 80]
+    assert reduced.head[0].channels == 480
+    assert reduced.stages[:-1] == ssdlite.reduce_tail(reduced).stages[:-1]
+
+
+def test_detection_pick_fits_the_budget_and_ranks_by_backbone_top1(pixel1):
+    result = tasks.pick_task(tasks.get("detection"), pixel1, 60.0, num_labels=90)
+    best = result.best
+    assert best.latency_ms <= 60.0 and best.resolution == 320
+    assert all(c.backbone_top1 <= best.backbone_top1 for c in result.runners_up)
+    walked = ssdlite.layers(best.spec, ssdlite.SSDLiteConfig(num_classes=90))
+    assert best.latency_ms == pytest.approx(pixel1.predict_layers(walked).total_ms)
+    assert (best.params, best.macs) == layers.totals(walked)
+    # the Pareto front is ordered by latency with strictly rising top-1
+    front = result.pareto
+    assert all(a.latency_ms <= b.latency_ms and a.backbone_top1 < b.backbone_top1
+               for a, b in zip(front, front[1:]))
+
+
+def test_published_detectors_are_shown_with_our_prediction(pixel1):
+    refs = tasks.pick_task(tasks.get("detection"), pixel1, 200.0, num_labels=3).references
+    by_name = {r["name"]: r for r in refs}
+    large = by_name["SSDLite MobileNetV3-Large (reduced tail)"]
+    assert (large["published_pixel1_ms"], large["published_coco_map"]) == (119.0, 22.6)
+    assert "tf1_detection_zoo" in large["source"]
+    assert large["predicted_ms"] < large["predicted_ms_90_classes"]   # 3 classes, smaller heads
+    assert tasks.published_reference(ssdlite.detection_backbone("mobilenet_v3_large")).pixel1_ms == 119.0
+    assert tasks.published_reference(ssdlite.detection_backbone("mobilenet_v2")) is None
+
+
+def test_segmentation_pick_at_a_chosen_resolution(pixel1):
+    result = tasks.pick_task(tasks.get("segmentation"), pixel1, 40.0, num_labels=21, resolution=192)
+    assert result.best.resolution == 192 and result.best.latency_ms <= 40.0
+    assert result.references == ()
+
+
+def test_impossible_budget_names_the_fastest(pixel1):
+    with pytest.raises(SpecError, match=r"no detection candidate meets 1 ms .* the fastest is .* ms"):
+        tasks.pick_task(tasks.get("detection"), pixel1, 1.0, num_labels=90)
+
+
+def test_unknown_task():
+    with pytest.raises(SpecError, match="unknown task 'pose'"):
+        tasks.get("pose")
