@@ -3,8 +3,8 @@
 For each: COCO box mAP (pycocotools) or mean IoU on held-out images, in Keras and in the exported
 TFLite model; TFLite latency on this machine (interpreter, XNNPACK, 1 thread, median); predicted
 latency on a device profile (backbone + head, default pixel1). Reference rows price the
-published SSDLite-MobileNetV3 configurations (320 px, 90 COCO classes) beside the TF detection
-zoo's Pixel 1 figures.
+published SSDLite-MobileNetV3 configurations (320 px, 90 COCO classes) beside their published
+Pixel 1 figures (TF1 detection zoo, MobileNetV3 paper Table 6).
 
     python benchmarks/detection_segmentation.py            # ~4-6 minutes on two cores
     python benchmarks/detection_segmentation.py --tiny     # smoke run (~1-2 minutes)
@@ -23,14 +23,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _detection(args, profile, folder: Path) -> dict:
-    from edgetailor import coco_eval, det_train, shapes, ssdlite, zoo
+    from edgetailor import coco_eval, det_train, shapes, ssdlite
     from edgetailor.converters import detection_export
     from edgetailor.converters.timing import time_tflite
 
     r = args.det_resolution
     train = shapes.detection(args.det_images, size=r, seed=0)
     val = shapes.detection(args.val_images, size=r, seed=1)
-    spec = zoo.resolve(args.backbone, args.width, r).spec
+    spec = ssdlite.detection_backbone(args.backbone, args.width, r)
     start = time.perf_counter()
     detector = det_train.train(train, spec, epochs=args.det_epochs, learning_rate=0.02)
     train_s = time.perf_counter() - start
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         print(f"{row['model']:34} {row['train_images']:>6} x {row['epochs']:<2} {row['train_s']:>8.1f} "
               f"{keras:>16} {lite:>16} {row['host_tflite_ms']:>8.2f} {row['predicted_ms']:>8.1f}")
     print("(AP = COCO mAP@[.5:.95] / mAP@0.5 via pycocotools; mIoU over background + 6 shapes)")
-    print(f"\n# references on {profile.name}: predicted backbone + head vs the TF detection zoo")
+    print(f"\n# references on {profile.name}: predicted backbone + head vs the published Pixel 1 figures")
     print(f"{'model':48} {'MMACs':>7} {'pred ms':>8} {'published ms':>13} {'COCO mAP':>9}")
     for ref in references:
         pub = "-" if ref["published_pixel1_ms"] is None else f"{ref['published_pixel1_ms']:.0f}"

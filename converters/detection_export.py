@@ -18,34 +18,17 @@ Every file is written to a temporary name and renamed: nothing is left half writ
 """
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from edgetailor import box_coder, ssdlite
+from edgetailor import atomic, box_coder, ssdlite
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 OUTPUT_NAMES = ("location", "category", "score", "number of detections")
 COREML_CLASS_PAD = 80
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _postprocess_stub(num_classes: int, max_detections: int, score_threshold: float,
@@ -163,7 +146,9 @@ def export_tflite(detector, path: str | Path, **options) -> Path:
     labels = list(detector.classes)
     if len(labels) != detector.config.num_classes:
         raise ValueError(f"{len(labels)} labels for a {detector.config.num_classes}-class detector")
-    return _atomic_write(Path(path), with_metadata(to_tflite(detector, **options), labels))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(path, with_metadata(to_tflite(detector, **options), labels))
+    return Path(path)
 
 
 def run_tflite(model: bytes | str | Path, images: np.ndarray):
@@ -295,16 +280,5 @@ def to_coreml(detector, iou_threshold: float = 0.45, confidence_threshold: float
 
 def export_coreml(detector, path: str | Path, **options) -> Path:
     """Write the Vision-ready ``.mlpackage`` pipeline (atomically: a temp dir, then rename)."""
-    path = Path(path)
     model = to_coreml(detector, **options)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        staged = tmp / path.name
-        model.save(str(staged))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staged, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return atomic.replace_folder_atomically(path, lambda staged: model.save(str(staged)))

@@ -12,16 +12,13 @@ Core ML: an ML Program with an RGB image input (scale 1/127.5, bias -1) and two 
 """
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from edgetailor import lraspp
-from edgetailor.converters.detection_export import _atomic_write
+from edgetailor import atomic, lraspp
 
 
 def _serving(segmenter):
@@ -64,7 +61,9 @@ def export_tflite(segmenter, path: str | Path) -> Path:
     labels = list(segmenter.labels)
     if len(labels) != segmenter.config.num_classes:
         raise ValueError(f"{len(labels)} labels for a {segmenter.config.num_classes}-class segmenter")
-    return _atomic_write(Path(path), with_metadata(to_tflite(segmenter), labels))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(path, with_metadata(to_tflite(segmenter), labels))
+    return Path(path)
 
 
 def run_tflite(model: bytes | str | Path, images: np.ndarray) -> np.ndarray:
@@ -115,16 +114,5 @@ def to_coreml(segmenter):
 
 def export_coreml(segmenter, path: str | Path) -> Path:
     """Write the ``.mlpackage`` (a temp dir, then rename: nothing half written)."""
-    path = Path(path)
     model = to_coreml(segmenter)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        staged = tmp / path.name
-        model.save(str(staged))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staged, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return atomic.replace_folder_atomically(path, lambda staged: model.save(str(staged)))

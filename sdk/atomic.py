@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,23 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None], suffix: 
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def replace_folder_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(staged)`` for a folder path beside ``path`` (not yet created), then put it in
+    place of ``path`` (an existing ``path`` is replaced). On failure nothing changes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        staged = temp / path.name
+        write(staged)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return path
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -245,6 +245,36 @@ def specialize(device: str, budget_ms: float, task: str, resolution: int | None,
                    f"{c['latency_ms']:.1f} ms, top-1 {c['top1']} ({c['accuracy_kind']})")
 
 
+@main.command("shapes")
+@click.option("--format", "layout", type=click.Choice(["classes", "coco", "voc", "masks"]),
+              default="classes", show_default=True,
+              help="classes: one sub-folder per class; coco / voc: boxes; masks: images + PNG masks.")
+@click.option("--images", type=click.IntRange(1, 100000), default=500, show_default=True)
+@click.option("--size", type=click.IntRange(16, 1024), default=128, show_default=True, help="pixels")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def shapes_command(layout: str, images: int, size: int, seed: int, out_dir: Path) -> None:
+    """Write the built-in synthetic `shapes` dataset as a folder that specialize and search read."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgetailor import atomic, datasets_det, shapes
+
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        _fail(f"output {out_dir} already exists and is not empty")
+    if not out_dir.parent.is_dir():
+        _fail(f"output folder does not exist: {out_dir.parent}")
+    writers = {"coco": datasets_det.write_coco_folder, "voc": datasets_det.write_voc_folder,
+               "masks": datasets_det.write_mask_folder}
+
+    def write(staged: Path) -> None:
+        if layout == "classes":
+            shapes.write_folder(staged, images, size, seed)
+        else:
+            writers[layout](staged, shapes.detection(images, size, seed))
+
+    atomic.replace_folder_atomically(out_dir, write)
+    click.echo(f"wrote {images} {size}x{size} shapes images ({layout}) to {out_dir}")
+
+
 def _echo_dense(summary: dict, budget_ms: float) -> None:
     chosen, accuracy = summary["chosen"], summary["accuracy"]
     click.echo(f"{summary['task']}: {chosen['family']} width {chosen['width']:g} at "

@@ -125,3 +125,22 @@ def test_detection_dataset_that_is_not_a_detection_folder(tmp_path):
                                        str(tmp_path / "b")])
     assert result.exit_code != 0 and "not a detection folder" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("layout", ["classes", "coco", "voc", "masks"])
+def test_shapes_command_writes_folders_the_loaders_read(tmp_path, layout):
+    from edgetailor import datasets_det
+    from edgetailor.proxy_train import folder_classes
+
+    out = tmp_path / layout
+    result = CliRunner().invoke(main, ["shapes", "--format", layout, "--images", "4", "--size", "32",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    if layout == "classes":
+        assert len(folder_classes(out)) >= 2
+    elif layout == "masks":
+        assert len(datasets_det.load_mask_folder(out, size=32).images) == 4
+    else:
+        assert len(datasets_det.load_detection_folder(out, size=32).images) == 4
+    again = CliRunner().invoke(main, ["shapes", "--format", layout, "--out", str(out)])
+    assert again.exit_code != 0 and "already exists" in again.output
