@@ -378,7 +378,8 @@ def _show_bundle(path: Path, report: dict, as_json: bool) -> None:
     click.echo(f"  device   {device.get('profile')} v{device.get('version')} ({device.get('setting')})")
     click.echo(f"  latency  predicted {latency.get('predicted_ms')} ms, expected error "
                f"{latency.get('expected_error_pct')}%, budget {latency.get('budget_ms')}")
-    click.echo(f"  accuracy {accuracy.get('value')} ({accuracy.get('kind')}; {accuracy.get('source')})")
+    click.echo(f"  accuracy {accuracy.get('value')} {accuracy.get('metric', '')} "
+               f"({accuracy.get('kind')}; {accuracy.get('source')})")
     norm = (m.get("input") or {}).get("normalization") or {}
     click.echo(f"  input    {(m.get('input') or {}).get('shape')} RGB, (pixel - {norm.get('mean')}) / {norm.get('std')}")
     click.echo(f"  labels   {len(m.get('labels', []))}")

@@ -59,6 +59,19 @@ def test_specialize_search_mode_bundles_the_searched_spec(tmp_path):
     assert (tmp_path / "searched.study.db").exists()  # the study, for resuming
 
 
+def test_specialize_search_with_a_dataset_proxy_trains_then_trains_the_winner(tmp_path):
+    dataset = shapes.write_folder(tmp_path / "data", 16, size=32, classes=("circle", "square"))
+    out = tmp_path / "searched"
+    summary = specialize("pixel1", 200.0, out, dataset=dataset, epochs=1, search_space="proxyless",
+                         trials=2, strategy="random")
+    best = summary["search"]["best"]
+    assert best["accuracy_kind"] == "measured"  # proxy-trained on the dataset
+    assert "proxy training on" in best["accuracy_source"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["accuracy"]["kind"] == "measured" and manifest["labels"] == ["circle", "square"]
+    assert manifest["arch"]["spec"] == summary["chosen"]["spec"]
+
+
 def test_specialize_detection_trains_on_a_coco_folder_and_bundles(tmp_path):
     from edgetailor import datasets_det
     from edgetailor.bundle import inspect_bundle
