@@ -16,6 +16,9 @@ from edgetailor.bundle import Accuracy, check_output_folder, package, read_label
 from edgetailor.spec import SpecError
 
 DEFAULT_CLASSES = 1000
+# Adam with cosine decay, from scratch: the rate the shapes detection/segmentation tests and
+# benchmark are validated with.
+DENSE_LEARNING_RATE = 0.02
 
 
 @dataclass(frozen=True)
@@ -210,12 +213,12 @@ def _train_dense(task: tasks.Task, spec, config, data, epochs: int, dataset: Pat
     if task.name == "detection":
         from edgetailor import det_train
 
-        trained = det_train.train(train, spec, config, epochs=epochs)
+        trained = det_train.train(train, spec, config, epochs=epochs, learning_rate=DENSE_LEARNING_RATE)
         value = det_train.evaluate(trained, held_out)["AP"]
     else:
         from edgetailor import seg_train
 
-        trained = seg_train.train(train, spec, config, epochs=epochs)
+        trained = seg_train.train(train, spec, config, epochs=epochs, learning_rate=DENSE_LEARNING_RATE)
         value = seg_train.evaluate(trained, held_out)["miou"]
     description = (f"trained here on {dataset}: {len(train.images)} images, {epochs} epoch(s) at "
                    f"{spec.resolution} px; measured on {len(held_out.images)} held-out images")
