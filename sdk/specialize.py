@@ -170,10 +170,10 @@ def _specialize_dense(task: tasks.Task, profile, budget_ms, out_dir, dataset, ep
     config = task.config(labels)  # checks the label count for the head
     result = tasks.pick_task(task, profile, budget_ms, len(labels), resolution, families)
     best = result.best
-    say(f"picked {best.label} with {task.head.__name__.rsplit('.', 1)[-1]}: {best.latency_ms:.1f} ms "
+    say(f"picked {best.label} with {task.head_name}: {best.latency_ms:.1f} ms "
         f"predicted, backbone top-1 {best.backbone_top1} ({best.accuracy_kind}) from "
         f"{result.candidates} candidates")
-    name = f"{task.head.__name__.rsplit('.', 1)[-1]}_{best.family}_{round(best.width * 100):03d}_{resolution}"
+    name = f"{task.head_name}_{best.family}_{round(best.width * 100):03d}_{resolution}"
     if data is not None:
         trained, accuracy = _train_dense(task, best.spec, config, data, epochs, dataset, say)
         weights = f"trained on {dataset}"
@@ -209,23 +209,24 @@ def _dense_labels(task: tasks.Task, data) -> list[str]:
 
 def _train_dense(task: tasks.Task, spec, config, data, epochs: int, dataset: Path, say):
     """Train on 80 % of ``data`` and measure on the rest; (trained model, measured Accuracy)."""
-    train, held_out = data.split(0.8)
+    n = len(data.images)
+    train, held_out = data.split(min(0.8, (n - 1) / n))  # at least one image held out
     say(f"training {task.name} on {len(train.images)} images of {dataset} for {epochs} epoch(s); "
         f"{len(held_out.images)} held out")
+    rate = DENSE_LEARNING_RATE[task.name]
+
     def epoch_done(record: dict) -> None:
         say(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.3f} ({record['seconds']:.0f} s)")
 
     if task.name == "detection":
         from edgetailor import det_train
 
-        trained = det_train.train(train, spec, config, epochs=epochs, learning_rate=DENSE_LEARNING_RATE[task.name],
-                                  progress=epoch_done)
+        trained = det_train.train(train, spec, config, epochs=epochs, learning_rate=rate, progress=epoch_done)
         value = det_train.evaluate(trained, held_out)["AP"]
     else:
         from edgetailor import seg_train
 
-        trained = seg_train.train(train, spec, config, epochs=epochs, learning_rate=DENSE_LEARNING_RATE[task.name],
-                                  progress=epoch_done)
+        trained = seg_train.train(train, spec, config, epochs=epochs, learning_rate=rate, progress=epoch_done)
         value = seg_train.evaluate(trained, held_out)["miou"]
     description = (f"trained here on {dataset}: {len(train.images)} images, {epochs} epoch(s) at "
                    f"{spec.resolution} px; measured on {len(held_out.images)} held-out images")

@@ -49,7 +49,8 @@ def package_dense(task: str, trained, out_dir: str | Path, *, profile: DevicePro
                 f"{'detector' if task == 'detection' else 'segmenter'}"] if random_weights else []
     within = None if budget_ms is None else predicted_ms <= budget_ms
     if within is False:
-        warnings.append(f"predicted {predicted_ms:.1f} ms on {profile.name} exceeds the {budget_ms:g} ms budget")
+        warnings.append(f"predicted {predicted_ms:.1f} ms on {profile.name} exceeds the "
+                        f"{budget_ms:g} ms budget")
     spec = trained.spec
     manifest = {
         "schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

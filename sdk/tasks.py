@@ -38,6 +38,10 @@ class Task:
     make_config: Callable[[int], object]
     make_backbone: Callable[[str, float, int], ArchSpec]
 
+    @property
+    def head_name(self) -> str:
+        return self.head.__name__.rsplit(".", 1)[-1]
+
     def config(self, labels) -> object:
         return self.make_config(len(labels))
 
@@ -161,11 +165,12 @@ def references(task: Task, profile: DeviceProfile, num_labels: int) -> list[dict
     out = []
     for ref in ssdlite.PUBLISHED:
         spec = ref.spec()
-        ours = {n: round(ssdlite.predict_latency(spec, ssdlite.SSDLiteConfig(num_classes=n), profile).total_ms, 1)
-                for n in sorted({90, num_labels})}
+        ours = {n: ssdlite.predict_latency(spec, ssdlite.SSDLiteConfig(num_classes=n), profile).total_ms
+                for n in {90, num_labels}}
         out.append({"name": ref.name, "spec": spec.encode(), "published_pixel1_ms": ref.pixel1_ms,
                     "published_coco_map": ref.coco_map, "source": ref.source,
-                    "predicted_ms_90_classes": ours[90], "predicted_ms": ours[num_labels],
+                    "predicted_ms_90_classes": round(ours[90], 1),
+                    "predicted_ms": round(ours[num_labels], 1),
                     "device": profile.name})
     return out
 
