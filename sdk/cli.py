@@ -257,11 +257,12 @@ def shapes_command(layout: str, images: int, size: int, seed: int, out_dir: Path
     """Write the built-in synthetic `shapes` dataset as a folder that specialize and search read."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgetailor import atomic, datasets_det, shapes
+    from edgetailor.bundle import check_output_folder
 
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        _fail(f"output {out_dir} already exists and is not empty")
-    if not out_dir.parent.is_dir():
-        _fail(f"output folder does not exist: {out_dir.parent}")
+    try:
+        check_output_folder(out_dir)
+    except SpecError as exc:
+        _fail(str(exc))
     writers = {"coco": datasets_det.write_coco_folder, "voc": datasets_det.write_voc_folder,
                "masks": datasets_det.write_mask_folder}
 
