@@ -22,8 +22,12 @@ from optuna.trial import TrialState
 from edgetailor import search
 from edgetailor.cli_search import search_command
 
+# The worker stands for a search run from a terminal, where Ctrl-C raises KeyboardInterrupt. A
+# test run started in the background by a shell inherits SIGINT ignored (and Python then installs
+# no handler), so the worker puts Python's default handler back.
 WORKER = '''
-import json, os, sys, time, zlib
+import json, os, signal, sys, time, zlib
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from edgetailor import search
 url, study, trials, delay, strategy, go = sys.argv[1:7]
 
