@@ -112,18 +112,36 @@ def devices(as_json: bool) -> None:
 @click.option("--device", required=True, help="Profile name (see `edgetailor devices`) or file.")
 @click.option("--resolution", type=click.IntRange(16, 2048), help="Input size in pixels.")
 @click.option("--width", type=click.FloatRange(0.05, 4.0), help="Width multiplier.")
+@click.option("--task", type=click.Choice(["classification", "detection", "segmentation"]),
+              default="classification", show_default=True,
+              help="Price ARCH as the backbone of an SSDLite (detection) or LR-ASPP head.")
+@click.option("--num-classes", type=click.IntRange(1),
+              help="Classes of the classifier or head [default: 1000, 90 or 21 by task].")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def latency(arch: str, device: str, resolution: int | None, width: float | None, as_json: bool) -> None:
-    """Predicted latency of ARCH on a device, with its expected error and a per-layer breakdown."""
+def latency(arch: str, device: str, resolution: int | None, width: float | None, task: str,
+            num_classes: int | None, as_json: bool) -> None:
+    """Predicted latency of ARCH on a device, with its expected error and a per-layer breakdown.
+
+    With --task detection|segmentation the head is priced too, at the task's resolution (320 /
+    256 px) unless --resolution says otherwise."""
     profile = _profile(device)
-    resolved = _resolve(arch, width, resolution)
     try:
-        breakdown = profile.predict(resolved.spec)
+        if task == "classification":
+            resolved = _resolve(arch, width, resolution)
+            spec = resolved.spec
+            breakdown = profile.predict(spec, num_classes or 1000)
+        else:
+            from edgetailor import tasks
+
+            dense = tasks.get(task)
+            resolved = _resolve(arch, width, resolution or dense.default_resolution)
+            spec = tasks.adapt(dense, resolved.spec, resolved.family.name if resolved.family else None)
+            breakdown = tasks.price(dense, spec, profile, num_classes)
     except SpecError as exc:
         _fail(str(exc))
     if as_json:
         _emit_json({
-            "name": resolved.name, "spec": resolved.spec.encode(), "device": profile.name,
+            "name": resolved.name, "task": task, "spec": spec.encode(), "device": profile.name,
             "profile_version": profile.version, "setting": profile.setting,
             "latency_ms": round(breakdown.total_ms, 3),
             "expected_error_pct": breakdown.expected_error_pct,
@@ -133,7 +151,8 @@ def latency(arch: str, device: str, resolution: int | None, width: float | None,
                         "source": l.source} for l in breakdown.layers],
         })
         return
-    click.echo(f"{resolved.name} on {profile.name}: {breakdown.total_ms:.1f} ms "
+    head = "" if task == "classification" else f" with its {task} head"
+    click.echo(f"{resolved.name}{head} on {profile.name}: {breakdown.total_ms:.1f} ms "
                f"(expected error {_expected(breakdown.expected_error_pct)}; "
                f"{breakdown.table_share:.0%} from measured table entries)")
     click.echo(f"{'layer':12} {'ms':>8} {'from':>6}  key")

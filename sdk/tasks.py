@@ -67,6 +67,20 @@ TASKS = {
 }
 
 
+def adapt(task: Task, spec: ArchSpec, family: str | None) -> ArchSpec:
+    """``spec`` (of zoo ``family``, if known) as ``task``'s head uses it: MobileNetV3 backbones
+    get SSDLite's reduced tail, as ``make_backbone`` does."""
+    if task.name == "detection" and family in ssdlite.REDUCED_TAIL:
+        return ssdlite.reduce_tail(spec)
+    return spec
+
+
+def price(task: Task, spec: ArchSpec, profile: DeviceProfile, num_labels: int | None = None):
+    """Latency Breakdown (ms) of backbone ``spec`` with ``task``'s head on ``profile``."""
+    config = task.make_config(num_labels or len(task.placeholder_labels))
+    return profile.predict_layers(task.head.layers(spec, config))
+
+
 def get(name: str) -> Task:
     if name not in TASKS:
         raise SpecError(f"unknown task {name!r}; expected classification, {', '.join(TASKS)}")

@@ -69,3 +69,24 @@ def test_impossible_budget_names_the_fastest(pixel1):
 def test_unknown_task():
     with pytest.raises(SpecError, match="unknown task 'pose'"):
         tasks.get("pose")
+
+
+def test_latency_command_prices_a_backbone_with_its_head(pixel1):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgetailor.cli import main
+
+    result = CliRunner().invoke(main, ["latency", "mobilenet_v3_large", "--device", "pixel1",
+                                       "--task", "detection", "--json"])
+    assert result.exit_code == 0, result.output
+    priced = json.loads(result.output)
+    reference = next(r for r in ssdlite.PUBLISHED if r.name.startswith("SSDLite MobileNetV3-Large (reduced"))
+    expected = ssdlite.predict_latency(reference.spec(), ssdlite.SSDLiteConfig(num_classes=90), pixel1)
+    assert priced["spec"] == reference.spec().encode()          # 320 px, reduced tail
+    assert priced["latency_ms"] == pytest.approx(expected.total_ms, abs=1e-3)
+    bad = CliRunner().invoke(main, ["latency", "mobilenet_v2", "--device", "pixel1", "--task",
+                                    "segmentation", "--num-classes", "1"])
+    assert bad.exit_code != 0 and "background plus at least one class" in bad.output
+    assert "Traceback" not in bad.output
