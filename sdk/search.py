@@ -15,10 +15,13 @@ a grace period and queue them once more; a Ctrl-C fails the running trial and qu
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -376,8 +379,11 @@ class Search:
         target = self.config.trials
         failures: list[str] = []
         ran = [0]  # this worker's finished trials (other workers' trials do not reach callbacks)
+        ctrl_c: list[int] = []
 
         def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+            if ctrl_c:  # a Ctrl-C that a library swallowed: stop after the trial it hit
+                raise KeyboardInterrupt
             ran[0] += 1
             if trial.state == TrialState.FAIL:
                 failures.append(trial.user_attrs.get("error", "failed"))
@@ -394,7 +400,7 @@ class Search:
             n = min(target - len(self.completed()), attempts)
             before = ran[0]
             try:
-                with quiet_optuna():
+                with quiet_optuna(), _ctrl_c_recorded(ctrl_c):
                     self.study.optimize(self._objective, n_trials=n, catch=(_CandidateFailed,),
                                         callbacks=[stop_at, callback], gc_after_trial=False)
             except KeyboardInterrupt:
@@ -450,6 +456,28 @@ class Search:
             return None, (f"no candidate found under {budget:g} ms; the fastest found is "
                           f"{fastest.latency_ms:.1f} ms (trial {fastest.trial})")
         return max(under, key=lambda c: (c.accuracy, -c.latency_ms)), f"most accurate under {budget:g} ms"
+
+
+@contextlib.contextmanager
+def _ctrl_c_recorded(hits: list[int]):
+    """Ctrl-C raises KeyboardInterrupt as usual and is also recorded in ``hits``: one that lands
+    in a garbage-collection callback (SQLAlchemy's, say) is swallowed by Python, and the record
+    lets the search stop after the current trial instead. Only where Python's own handler is
+    installed (a search started in the background, with SIGINT ignored, keeps ignoring it)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+
+    def on_ctrl_c(signum, frame):
+        hits.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_search(config: SearchConfig, evaluator: Evaluator,

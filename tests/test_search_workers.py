@@ -29,9 +29,11 @@ WORKER = '''
 import json, os, signal, sys, time, zlib
 signal.signal(signal.SIGINT, signal.default_int_handler)
 from edgetailor import search
-url, study, trials, delay, strategy, go = sys.argv[1:7]
+url, study, trials, delay, strategy, go, started = sys.argv[1:8]
 
 def evaluate(spec):
+    with open(started, "a") as log:  # one line per evaluation begun
+        log.write(spec.encode() + "\\n")
     time.sleep(float(delay))
     return 50 + zlib.crc32(spec.encode().encode()) % 1000 / 100, "estimated", "toy"
 
@@ -55,7 +57,8 @@ def worker(tmp_path):
     script.write_text(WORKER)
 
     def start(url, trials, delay, strategy="random", study="search", go="-"):
-        return subprocess.Popen([sys.executable, str(script), url, study, str(trials), str(delay), strategy, go],
+        return subprocess.Popen([sys.executable, str(script), url, study, str(trials), str(delay), strategy, go,
+                                 str(tmp_path / "evaluations.log")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return start
 
@@ -68,12 +71,6 @@ def _complete(db: Path) -> int:
             return connection.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
-
-
-def _running_params(db: Path) -> int:
-    with sqlite3.connect(db, timeout=10) as connection:
-        return connection.execute("SELECT count(*) FROM trial_params JOIN trials USING (trial_id) "
-                                  "WHERE trials.state = 'RUNNING'").fetchone()[0]
 
 
 def _wait_for(db: Path, count: int, process: subprocess.Popen, limit_s: float = 90.0) -> None:
@@ -114,10 +111,12 @@ def test_ctrl_c_in_a_worker_fails_its_trial_and_a_rerun_retries_it(tmp_path, wor
     url = f"sqlite:///{db}"
     process = worker(url, trials=6, delay=1.0)
     _wait_for(db, 2, process)
+    started = tmp_path / "evaluations.log"
     deadline = time.time() + 60
-    while _running_params(db) < 22:  # interrupt the evaluation, not the sampling
+    while len(started.read_text().splitlines()) < 3:  # interrupt the third evaluation's 1 s
         assert time.time() < deadline and process.poll() is None
         time.sleep(0.02)
+    time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
