@@ -36,6 +36,17 @@ def _ct():
     return ct
 
 
+def image_program(function, size: int, mean: float, std: float):
+    """An unloaded ML Program of a TF concrete function taking one RGB ``image`` [1, size, size,
+    3] that the model normalises itself as (pixel - mean) / std (the detection and segmentation
+    heads' serving functions)."""
+    ct = _ct()
+    return ct.convert([function], source="tensorflow", convert_to="mlprogram",
+                      inputs=[ct.ImageType(name="image", shape=(1, size, size, 3), scale=1 / std,
+                                           bias=[-mean / std] * 3)],
+                      minimum_deployment_target=ct.target.iOS15, skip_model_load=True)
+
+
 def _compress(mlmodel, mode: str):
     import coremltools.optimize.coreml as cto
 

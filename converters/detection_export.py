@@ -18,13 +18,13 @@ Every file is written to a temporary name and renamed: nothing is left half writ
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from edgetailor import atomic, box_coder, ssdlite
+from edgetailor.converters.coreml import image_program
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 OUTPUT_NAMES = ("location", "category", "score", "number of detections")
@@ -129,14 +129,11 @@ def with_metadata(tflite_model: bytes, labels: list[str] | tuple[str, ...]) -> b
     """Add ObjectDetector metadata (normalization 127.5/127.5, labels) to a detection model."""
     from tensorflow_lite_support.metadata.python.metadata_writers import object_detector
 
+    from edgetailor.converters.metadata import add_inference_metadata
+
     if not labels:
         raise ValueError("a detector needs at least one label")
-    with tempfile.TemporaryDirectory() as tmp:
-        label_file = Path(tmp) / "labels.txt"
-        label_file.write_text("\n".join(labels) + "\n")
-        writer = object_detector.MetadataWriter.create_for_inference(
-            bytearray(tflite_model), [ssdlite.NORM_MEAN], [ssdlite.NORM_STD], [str(label_file)])
-        return bytes(writer.populate())
+    return add_inference_metadata(tflite_model, object_detector, ssdlite.NORM_MEAN, ssdlite.NORM_STD, labels)
 
 
 def export_tflite(detector, path: str | Path, **options) -> Path:
@@ -210,11 +207,7 @@ def to_coreml(detector, iou_threshold: float = 0.45, confidence_threshold: float
         codes, logits = model(image, training=False)
         return _decode(codes, logits, anchors, COREML_CLASS_PAD)
 
-    decoder = ct.convert(
-        [decode.get_concrete_function()], source="tensorflow", convert_to="mlprogram",
-        inputs=[ct.ImageType(name="image", shape=(1, r, r, 3), scale=1 / ssdlite.NORM_STD,
-                             bias=[-ssdlite.NORM_MEAN / ssdlite.NORM_STD] * 3)],
-        minimum_deployment_target=ct.target.iOS15, skip_model_load=True)
+    decoder = image_program(decode.get_concrete_function(), r, ssdlite.NORM_MEAN, ssdlite.NORM_STD)
     spec = decoder.get_spec()
     for out, name in zip(list(spec.description.output), ("raw_confidence", "raw_coordinates")):
         ct.utils.rename_feature(spec, out.name, name)

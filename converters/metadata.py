@@ -2,9 +2,9 @@
 
 Written with ``tensorflow_lite_support.metadata.python.metadata_writers``; ``import
 tflite_support`` itself crashes next to TF >= 2.14 (see DESIGN.md), so only these submodules
-are used. One writer per task: classification today; detection (``object_detector``, four
-post-processing outputs) and segmentation (``image_segmenter``) plug into ``WRITERS`` when
-their heads exist.
+are used. Classification writes its metadata field by field (``add_metadata``); detection
+(``object_detector``, four post-processing outputs) and segmentation (``image_segmenter``) use
+their writers' defaults with a labels file (``add_inference_metadata``).
 """
 from __future__ import annotations
 
@@ -57,6 +57,17 @@ def add_metadata(model: bytes, task: str, normalization: Normalization,
         raise ConversionError(f"no TFLite metadata writer for task {task!r} yet")
     with tempfile.TemporaryDirectory(prefix="edgetailor-metadata-") as folder:
         return WRITERS[task](model, normalization, labels, info, Path(folder))
+
+
+def add_inference_metadata(model: bytes, writer, mean: float, std: float, labels) -> bytes:
+    """``model`` with the default metadata of a tflite-support task ``writer`` module
+    (``object_detector``, ``image_segmenter``): normalisation (pixel - mean) / std and ``labels``
+    packed in as ``labels.txt``."""
+    with tempfile.TemporaryDirectory(prefix="edgetailor-metadata-") as folder:
+        path = Path(folder) / LABEL_FILE
+        path.write_text("".join(f"{label}\n" for label in labels))
+        return bytes(writer.MetadataWriter.create_for_inference(
+            bytearray(model), [mean], [std], [str(path)]).populate())
 
 
 def read_metadata(model: bytes) -> dict | None:

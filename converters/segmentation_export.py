@@ -12,13 +12,13 @@ Core ML: an ML Program with an RGB image input (scale 1/127.5, bias -1) and two 
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from edgetailor import atomic, lraspp
+from edgetailor.converters.coreml import image_program
 
 
 def _serving(segmenter):
@@ -46,14 +46,11 @@ def with_metadata(tflite_model: bytes, labels) -> bytes:
     """Add ImageSegmenter metadata (normalization 127.5/127.5, labels, background first)."""
     from tensorflow_lite_support.metadata.python.metadata_writers import image_segmenter
 
+    from edgetailor.converters.metadata import add_inference_metadata
+
     if len(labels) < 2:
         raise ValueError(f"a segmenter needs the background and at least one class (got {list(labels)})")
-    with tempfile.TemporaryDirectory() as tmp:
-        label_file = Path(tmp) / "labels.txt"
-        label_file.write_text("\n".join(labels) + "\n")
-        writer = image_segmenter.MetadataWriter.create_for_inference(
-            bytearray(tflite_model), [lraspp.NORM_MEAN], [lraspp.NORM_STD], [str(label_file)])
-        return bytes(writer.populate())
+    return add_inference_metadata(tflite_model, image_segmenter, lraspp.NORM_MEAN, lraspp.NORM_STD, labels)
 
 
 def export_tflite(segmenter, path: str | Path) -> Path:
@@ -96,11 +93,7 @@ def to_coreml(segmenter):
         probabilities = tf.nn.softmax(model(image, training=False), axis=-1)
         return tf.argmax(probabilities, axis=-1, output_type=tf.int32), probabilities
 
-    mlmodel = ct.convert(
-        [serve.get_concrete_function()], source="tensorflow", convert_to="mlprogram",
-        inputs=[ct.ImageType(name="image", shape=(1, r, r, 3), scale=1 / lraspp.NORM_STD,
-                             bias=[-lraspp.NORM_MEAN / lraspp.NORM_STD] * 3)],
-        minimum_deployment_target=ct.target.iOS15, skip_model_load=True)
+    mlmodel = image_program(serve.get_concrete_function(), r, lraspp.NORM_MEAN, lraspp.NORM_STD)
     spec = mlmodel.get_spec()
     for out, name in zip(list(spec.description.output), ("mask", "probabilities")):
         ct.utils.rename_feature(spec, out.name, name)
