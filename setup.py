@@ -1,20 +1,23 @@
-"""edgetailor: one import root (``edgetailor``) mapped onto the design card's top-level folders."""
-from setuptools import setup
+"""edgetailor: one import root (``edgetailor``) mapped onto the design card's top-level folders.
+
+``sdk/`` is ``edgetailor`` with its rooms (arch/, latency/, ...) found as subpackages; the
+other top-level folders are mapped beside it. Install editable with
+``pip install -e . --config-settings editable_mode=strict`` (the Makefile does) so that IDEs and
+static tools follow imports through this mapping.
+"""
+from setuptools import find_packages, setup
+
+TOP_LEVEL = {"converters": "converters", "device_profiles": "device_profiles",
+             "android_harness": "android_harness", "ios_harness": "ios_harness"}
 
 setup(
     name="edgetailor",
     version="0.1.0",
     description="Tailor a mobile vision model to one phone and one latency budget.",
     python_requires=">=3.10,<3.12",
-    package_dir={
-        "edgetailor": "sdk",
-        "edgetailor.converters": "converters",
-        "edgetailor.device_profiles": "device_profiles",
-        "edgetailor.android_harness": "android_harness",
-        "edgetailor.ios_harness": "ios_harness",
-    },
-    packages=["edgetailor", "edgetailor.converters", "edgetailor.device_profiles", "edgetailor.android_harness",
-              "edgetailor.ios_harness"],
+    package_dir={"edgetailor": "sdk", **{f"edgetailor.{name}": folder for name, folder in TOP_LEVEL.items()}},
+    packages=["edgetailor", *(f"edgetailor.{room}" for room in find_packages("sdk")),
+              *(f"edgetailor.{name}" for name in TOP_LEVEL)],
     package_data={"edgetailor.device_profiles": ["*.json"]},
     install_requires=[
         "tensorflow-cpu==2.15.1",
@@ -31,5 +34,5 @@ setup(
         "pycocotools==2.0.11",
     ],
     extras_require={"test": ["pytest==9.2.0", "hypothesis==6.170.17"]},
-    entry_points={"console_scripts": ["edgetailor = edgetailor.cli:main"]},
+    entry_points={"console_scripts": ["edgetailor = edgetailor.cli.main:main"]},
 )

@@ -1,7 +1,7 @@
 """Per-op measurement on a phone, the same decomposition the host measurement uses.
 
 The ops of random architectures of a search space are written as one-op TFLite models
-(``edgetailor.converters.tflite_ops``), pushed one at a time and timed with ``benchmark_model``;
+(``edgetailor.profiling.tflite_ops``), pushed one at a time and timed with ``benchmark_model``;
 the result is a measurements file whose rows name their op key, which ``edgetailor profile
 import`` turns into a profile (measured ops as its table, coefficients fitted on them).
 """
@@ -20,9 +20,9 @@ from edgetailor.android_harness.parser import parse
 def measure_ops(space: str, archs: int, binary: Path, config: BenchConfig, serial: str | None = None,
                 seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
     """Time every distinct op of ``archs`` random architectures of ``space`` on the phone."""
-    from edgetailor.converters.tflite_ops import op_model
-    from edgetailor.host_profile import collect_ops
-    from edgetailor.latency import op_key
+    from edgetailor.profiling.tflite_ops import op_model
+    from edgetailor.profiling.host import collect_ops
+    from edgetailor.latency.cost import op_key
 
     say = progress or (lambda message: None)
     if not Path(binary).is_file():

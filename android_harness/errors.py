@@ -1,9 +1,7 @@
 """Errors the harness raises: one clear line each, for the CLI to print as is."""
 from __future__ import annotations
 
-
-class HarnessError(Exception):
-    """Base class: the message is meant for the user, one line, no traceback."""
+from edgetailor.errors import HarnessError  # noqa: F401  the harness errors' base, importable here as before
 
 
 class CaptureError(HarnessError):

@@ -5,9 +5,7 @@ not hold them, never written as zero.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from .results import BenchmarkResult
 
@@ -71,14 +69,3 @@ def to_measurements(result: BenchmarkResult, *, model: str, device: Device,
     return {"schema": SCHEMA, "source": SOURCE, "device": device_json, "runtime": runtime,
             "measurements": [measurement(result, model, arch)]}
 
-
-def write_json(path: str | Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file beside it, then ``os.replace``."""
-    write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` atomically, so a failure never leaves a half-written file behind."""
-    from edgetailor.atomic import write_text as atomic_write_text
-
-    atomic_write_text(path, text)

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from edgetailor import zoo  # noqa: E402
+from edgetailor.arch import zoo  # noqa: E402
 from edgetailor.converters import QUANTIZE_MODES, ConvertOptions, convert  # noqa: E402
 
 DEFAULT_MODELS = ("mobilenet_v2_100", "mobilenet_v3_large_100", "efficientnet_lite0")
@@ -45,7 +45,7 @@ def _prepare(model, size: int):
 
 
 def _ours(name: str, resolution: int):
-    from edgetailor import builder
+    from edgetailor.builder import network as builder
 
     resolved = zoo.resolve(name, resolution=resolution)
     return _prepare(builder.build(resolved.spec, num_classes=1000, name=name), resolution)
@@ -66,7 +66,7 @@ def _convert(model, mode: str, calibration: np.ndarray):
 
 
 def _time(flatbuffer: bytes, threads: int) -> float:
-    from edgetailor.converters.timing import time_tflite
+    from edgetailor.profiling.timing import time_tflite
 
     return time_tflite(flatbuffer, threads, warmup=5, min_runs=30, min_seconds=1.0).median_ms
 

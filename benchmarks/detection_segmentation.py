@@ -23,9 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _detection(args, profile, folder: Path) -> dict:
-    from edgetailor import coco_eval, det_train, shapes, ssdlite
-    from edgetailor.converters import detection_export
-    from edgetailor.converters.timing import time_tflite
+    from edgetailor.tasks.detection import coco_eval, train as det_train, ssdlite
+    from edgetailor.data import shapes
+    from edgetailor.tasks.detection import export as detection_export
+    from edgetailor.profiling.timing import time_tflite
 
     r = args.det_resolution
     train = shapes.detection(args.det_images, size=r, seed=0)
@@ -50,9 +51,11 @@ def _detection(args, profile, folder: Path) -> dict:
 
 
 def _segmentation(args, profile, folder: Path) -> dict:
-    from edgetailor import lraspp, seg_train, shapes, zoo
-    from edgetailor.converters import segmentation_export
-    from edgetailor.converters.timing import time_tflite
+    from edgetailor.tasks.segmentation import lraspp, train as seg_train
+    from edgetailor.data import shapes
+    from edgetailor.arch import zoo
+    from edgetailor.tasks.segmentation import export as segmentation_export
+    from edgetailor.profiling.timing import time_tflite
 
     r = args.seg_resolution
     train = shapes.detection(args.seg_images, size=r, seed=0)
@@ -75,7 +78,9 @@ def _segmentation(args, profile, folder: Path) -> dict:
 
 
 def _references(profile) -> list[dict]:
-    from edgetailor import lraspp, ssdlite, zoo
+    from edgetailor.tasks.segmentation import lraspp
+    from edgetailor.tasks.detection import ssdlite
+    from edgetailor.arch import zoo
 
     rows = []
     config = ssdlite.SSDLiteConfig(num_classes=90)
@@ -113,7 +118,7 @@ def main(argv=None) -> int:
         args.det_images, args.det_epochs, args.seg_images, args.seg_epochs = 96, 2, 96, 2
         args.val_images = 20
 
-    from edgetailor import profiles
+    from edgetailor.latency import profiles
 
     profile = profiles.load(args.device)
     with tempfile.TemporaryDirectory() as tmp:

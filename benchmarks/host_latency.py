@@ -18,9 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetailor import host_profile, profiles, spaces, zoo
-from edgetailor.latency import op_key
-from edgetailor.layers import walk
+from edgetailor._io import write_json
+from edgetailor.profiling import host as host_profile
+from edgetailor.latency import profiles
+from edgetailor.arch import spaces, zoo
+from edgetailor.latency.cost import op_key
+from edgetailor.arch.layers import walk
 
 
 def _targets(space_name: str, archs: int, seed: int, zoo_models: str) -> list[tuple[str, object]]:
@@ -38,7 +41,7 @@ def _targets(space_name: str, archs: int, seed: int, zoo_models: str) -> list[tu
 
 
 def convert_all(targets, work: Path) -> None:
-    from edgetailor import builder
+    from edgetailor.builder import network as builder
     from edgetailor.converters.tflite import to_tflite
 
     for i, (name, spec) in enumerate(targets):
@@ -68,7 +71,7 @@ def main() -> None:
     convert_all(targets, args.work)
     if args.convert_only:
         return
-    from edgetailor.converters.timing import time_tflite
+    from edgetailor.profiling.timing import time_tflite
 
     started = time.perf_counter()
     ops = host_profile.collect_ops(args.space, 30, args.seed, include_zoo=True)
@@ -78,7 +81,7 @@ def main() -> None:
     if args.end_to_end:
         document = host_profile.end_to_end_correction(document, args.space, args.end_to_end,
                                                       args.seed, args.threads, args.work)
-    host_profile.write_json_atomically(document, args.work / "host.json")
+    write_json(args.work / "host.json", document)
     profile = profiles.load_file(args.work / "host.json")
     build_s = time.perf_counter() - started
     in_table = set(profile.table)

@@ -2,7 +2,7 @@
 
     python benchmarks/profile_calibration.py [--rebuild]
 
-The profiles are built from shared/data only (``python -m edgetailor.calibration``); with
+The profiles are built from shared/data only (``python -m edgetailor.profiling.recipes``); with
 --rebuild they are rebuilt first. "out of sample" is the prediction of a fit that did not see
 the row (leave-one-out for fitted profiles, device factor without the row for transferred ones).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from edgetailor import profiles
+from edgetailor.latency import profiles
 
 
 def _pct(predicted, measured) -> str:
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the profiles from shared/data")
     args = parser.parse_args()
     if args.rebuild:
-        from edgetailor.calibration import main as calibrate
+        from edgetailor.profiling.recipes import main as calibrate
 
         started = time.perf_counter()
         import sys

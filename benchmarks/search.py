@@ -24,9 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetailor import profiles, proxy_train, search, search_report, spaces, zoo
-from edgetailor.accuracy import generic_estimator
-from edgetailor.space_latency import SpacePredictor
+from edgetailor.latency import profiles
+from edgetailor.tasks.classification import train as proxy_train
+from edgetailor.choose.search import engine as search, report as search_report
+from edgetailor.arch import spaces, zoo
+from edgetailor.choose.accuracy import generic_estimator
+from edgetailor.choose.candidate import ranked_within
+from edgetailor.latency.space import SpacePredictor
 
 WIDTHS = np.round(np.arange(0.25, 1.501, 0.05), 2)
 
@@ -107,11 +111,11 @@ def main() -> None:
         walls[strategy] = (time.perf_counter() - started, evaluator.trained - trained)
 
     found = results["nsga2"].best or results["random"].best
-    pool = results["nsga2"].candidates + results["random"].candidates
-    under = [c for c in pool if c.latency_ms <= args.budget_ms]
-    best = max(under, key=lambda c: (c.accuracy, -c.latency_ms)) if under else min(pool, key=lambda c: c.latency_ms)
+    pool = results["nsga2"].trials + results["random"].trials
+    under = ranked_within(pool, args.budget_ms)
+    best = under[0] if under else min(pool, key=lambda t: t.latency_ms)
     rows = [("searched (best under budget)" if under else "searched (fastest found; none under budget)",
-             best.latency_ms, best.accuracy, best.spec)]
+             best.latency_ms, best.accuracy.value, best.candidate.spec.encode())]
     for family in ("mobilenet_v2", "mobilenet_v3_large"):
         pick = widest_under(family, best.latency_ms, profile, resolution, evaluator.num_classes)
         if pick is None:

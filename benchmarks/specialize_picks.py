@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 
-from edgetailor import pick, profiles
+from edgetailor.choose import pick
+from edgetailor.latency import profiles
 
 CASES = {"pixel1": (15, 25, 40, 80), "galaxy_s8": (60, 100, 160), "iphone_x": (5, 10, 20)}
 

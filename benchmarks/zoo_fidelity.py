@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from edgetailor import layers, zoo
+from edgetailor.arch import layers, zoo
 
 
 def _delta(ours: float, published: float | None) -> str:
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--keras", action="store_true", help="also build every model in tf.keras")
     args = parser.parse_args()
     if args.keras:
-        from edgetailor import builder
+        from edgetailor.builder import network as builder
     print("| model | res | params ours (M) | published | Δ | MACs ours (M) | published | Δ |"
           + (" Keras build |" if args.keras else ""))
     print("|---|---|---|---|---|---|---|---|" + ("---|" if args.keras else ""))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
+from edgetailor.errors import ConversionError
 
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "int16x8")
 FLOAT_MODES = ("none", "fp16")  # parity is a max-abs-error bound; the others report top-1 agreement
@@ -26,10 +27,6 @@ IO_TYPES = ("uint8", "int8", "float32")  # full-integer int8 models' input/outpu
 PRECISIONS = ("float16", "float32")  # Core ML compute precision
 COMPRESSIONS = ("none", "linear8", "palettize4", "palettize6", "palettize8")  # Core ML weights
 TASKS = ("classification",)  # detection and segmentation arrive with their heads
-
-
-class ConversionError(ValueError):
-    """A model, option or input the converters cannot turn into a working artifact."""
 
 
 class ParityError(ConversionError):
@@ -108,9 +105,9 @@ class ConvertOptions:
 
     TFLite reads ``quantize`` (and ``io_type`` for int8); Core ML reads ``precision`` and
     ``compress``. ``labels`` name the classes (``None``: class indices). ``tolerance`` bounds
-    the float parity error (default 1e-3 for none; 5e-2 for fp16, whose rounded weights move a
-    peaked softmax by ~1e-2), scaled by the output's magnitude when that exceeds 1. Broken
-    conversions (layout, normalisation, a dropped op) differ by O(1).
+    the float parity error of the logits relative to the largest Keras logit (default 1e-3 for
+    none; 5e-2 for fp16, whose rounded weights move logits by ~1e-2 of their size). Broken
+    conversions (layout, normalisation, a dropped op) differ by O(1) of it.
     """
 
     quantize: str = "none"

@@ -17,7 +17,7 @@ _PREPROCESSING = (tf.keras.layers.Rescaling, tf.keras.layers.Normalization)
 
 def load_keras(path: str | Path) -> tf.keras.Model:
     """A saved Keras model (.keras or .h5); ConversionError naming the file when it cannot load."""
-    import edgetailor.keras_layers  # noqa: F401  registers our custom layers for deserialisation
+    import edgetailor.builder.keras_layers  # noqa: F401  registers our custom layers for deserialisation
 
     path = Path(path)
     if not path.exists():

@@ -10,6 +10,7 @@ writer; the model is converted once.
 from __future__ import annotations
 
 import collections
+import struct
 import warnings
 from typing import Iterable
 
@@ -132,7 +133,13 @@ def describe(model: bytes) -> dict:
 
     if len(model) < 8 or model[4:8] != b"TFL3":
         raise ConversionError("not a TFLite flatbuffer (no TFL3 identifier)")
-    metadata = read_metadata(model)
+    try:
+        metadata = read_metadata(model)
+        details = tensor_details(model)
+        ops = op_counts(model)
+    except (struct.error, ValueError, IndexError, RuntimeError) as exc:  # reads past a cut-off end
+        raise ConversionError(f"not a complete TFLite flatbuffer ({len(model):,} bytes; truncated "
+                              f"or corrupt): {first_line(exc)}") from None
     summary = None
     if metadata is not None:
         data = metadata["json"]
@@ -140,8 +147,7 @@ def describe(model: bytes) -> dict:
                    "author": data.get("author"), "description": data.get("description"),
                    "normalization": normalization_of(metadata), "files": metadata["files"],
                    "labels": metadata["labels"]}
-    return {"format": "tflite", "bytes": len(model), **tensor_details(model),
-            "ops": op_counts(model), "metadata": summary}
+    return {"format": "tflite", "bytes": len(model), **details, "ops": ops, "metadata": summary}
 
 
 class TFLiteConverter:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgetailor.errors import HarnessError
+
 SCHEMA = "edgetailor.coreml-bench/1"
 MEASUREMENTS_SCHEMA = "edgetailor.measurements/1"
 COMPUTE_UNITS = ("cpuOnly", "cpuAndGPU", "all")
@@ -62,7 +64,7 @@ IPHONE_NAMES = {
 }
 
 
-class BenchFormatError(ValueError):
+class BenchFormatError(HarnessError):
     """A bench file that breaks the schema; ``errors`` lists every problem with its field path."""
 
     def __init__(self, source: str, errors: list[str]):
@@ -123,7 +125,10 @@ def device_name(hardware_id: str) -> str:
 def load_coreml_bench(path: str | Path) -> CoreMLBench:
     """Read and check a bench file; raises ``BenchFormatError`` listing every problem."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchFormatError(str(path), [f"not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -179,22 +184,22 @@ def to_measurements(bench: CoreMLBench, arch_by_model: dict[str, str] | None = N
 
     ``arch_by_model`` maps a model's file name (``m.mlpackage``) or stem (``m``) to its
     architecture (a zoo name or spec string); other models get ``arch: null``. Models that
-    failed are left out and listed under ``skipped`` with their error. Raises ``ValueError``
+    failed are left out and listed under ``skipped`` with their error. Raises ``HarnessError``
     when the file has no result for ``compute_units``, none succeeded, or ``arch_by_model``
     names a model the file does not have.
     """
     if compute_units not in COMPUTE_UNITS:
-        raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)} "
+        raise HarnessError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)} "
                          f"(got {compute_units!r})")
     chosen = [r for r in bench.results if r.compute_units == compute_units]
     if not chosen:
         present = sorted({r.compute_units for r in bench.results}, key=COMPUTE_UNITS.index)
-        raise ValueError(f"no results on {compute_units} in this file (it has: {', '.join(present)})")
+        raise HarnessError(f"no results on {compute_units} in this file (it has: {', '.join(present)})")
     arch_by_model = dict(arch_by_model or {})
     names = {r.model for r in bench.results} | {Path(r.model).stem for r in bench.results}
     unknown = sorted(set(arch_by_model) - names)
     if unknown:
-        raise ValueError(f"arch_by_model names models not in the file: {', '.join(unknown)}")
+        raise HarnessError(f"arch_by_model names models not in the file: {', '.join(unknown)}")
     measurements, skipped = [], []
     for result in chosen:
         if not result.ok:
@@ -208,7 +213,7 @@ def to_measurements(bench: CoreMLBench, arch_by_model: dict[str, str] | None = N
             "count": result.runs,
         })
     if not measurements:
-        raise ValueError(f"every model failed on {compute_units}: " + "; ".join(
+        raise HarnessError(f"every model failed on {compute_units}: " + "; ".join(
             f"{s['model']}: {s['error']}" for s in skipped))
     return {
         "schema": MEASUREMENTS_SCHEMA,

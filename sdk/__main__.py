@@ -1,3 +1,3 @@
-from edgetailor.cli import main
+from edgetailor.cli.main import main
 
 main()

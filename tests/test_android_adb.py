@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edgetailor.android_harness import adb
 from edgetailor.android_harness.adb import BenchConfig, measure, parse_devices, select_device
-from edgetailor.android_harness.cli import android_bench
+from edgetailor.cli.android import android_bench
 from edgetailor.android_harness.errors import AdbError, HarnessError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "android"
@@ -280,8 +280,8 @@ def test_check_cpu_mask():
 
 def test_blocks_times_each_op_model_and_imports_as_a_profile(fake_adb, files, tmp_path):
     """--blocks: one push of the binary, then push + run per op; the file imports as a profile."""
-    from edgetailor.cli import main
-    from edgetailor import profiles
+    from edgetailor.cli.main import main
+    from edgetailor.latency import profiles
 
     binary, _ = files
     out = tmp_path / "ops.json"

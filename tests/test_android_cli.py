@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgetailor.android_harness.cli import android_bench
-from edgetailor.android_harness.measurements import (SCHEMA, Device, to_measurements,
-                                                     write_json)
+from edgetailor.cli.android import android_bench
+from edgetailor._io import write_json
+from edgetailor.android_harness.measurements import SCHEMA, Device, to_measurements
 from edgetailor.android_harness.parser import parse_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "android"

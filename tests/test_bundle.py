@@ -7,10 +7,17 @@ import pytest
 import tensorflow as tf
 
 import edgetailor.converters as converters
-from edgetailor import builder, bundle, profiles, zoo
-from edgetailor.bundle import BundleError
+from edgetailor.builder import network as builder
+from edgetailor.bundle import writer as bundle
+from edgetailor.bundle.inspect import inspect_bundle
+from edgetailor.latency import profiles
+from edgetailor.arch import zoo
+from edgetailor.choose.candidate import Accuracy
+from edgetailor.errors import BundleError, OutputError, SpecError
 from edgetailor.converters import Artifact, ConversionError
 from edgetailor.converters.metadata import read_metadata
+
+pytestmark = pytest.mark.slow  # trains or converts models
 
 TINY = "res32 | conv_k3_s2_c8_hs | ir_k3_e3_c8_hse0.25_hs,ir_k3_s2_e3_c16_re | head:conv_k1_c64_hs,pool"
 LABELS = ["cat", "dog", "bird"]
@@ -40,7 +47,7 @@ def made(model, resolved, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(converters, "convert", recording)
-        manifest = bundle.package(model, folder / "app", labels=LABELS, device="pixel1",
+        manifest = bundle.package(model, folder / "app", labels=LABELS, profile=profiles.load("pixel1"),
                                   arch=resolved, budget_ms=1.0)
     return folder / "app", manifest, artifacts
 
@@ -93,19 +100,19 @@ def test_manifest_hashes_match_the_files(made):
 
 def test_inspect_rechecks_hashes_and_names_the_changed_file(made, tmp_path):
     out, _, _ = made
-    report = bundle.inspect_bundle(out)
+    report = inspect_bundle(out)
     assert report["ok"] and report["unlisted"] == []
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     weights = copy / "model.mlpackage" / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")
     (copy / "extra.txt").write_text("?")
-    report = bundle.inspect_bundle(copy)
+    report = inspect_bundle(copy)
     assert not report["ok"] and report["unlisted"] == ["extra.txt"]
     assert report["files"]["model.mlpackage"]["changed"] == ["Data/com.apple.CoreML/weights/weight.bin"]
     assert report["files"]["model.tflite"]["sha256_ok"]
     with pytest.raises(BundleError, match="not a bundle"):
-        bundle.inspect_bundle(tmp_path)
+        inspect_bundle(tmp_path)
 
 
 @pytest.fixture
@@ -117,7 +124,7 @@ def reuse(made, monkeypatch):
 
 
 def _package(model, resolved, out):
-    return bundle.package(model, out, labels=LABELS, device="pixel1", arch=resolved)
+    return bundle.package(model, out, labels=LABELS, profile=profiles.load("pixel1"), arch=resolved)
 
 
 def test_ctrl_c_while_writing_leaves_nothing(model, resolved, reuse, tmp_path, monkeypatch):
@@ -158,20 +165,15 @@ def test_an_empty_existing_folder_is_used_and_a_full_one_refused(model, resolved
     (tmp_path / "empty").mkdir()
     _package(model, resolved, tmp_path / "empty")
     assert (tmp_path / "empty" / "manifest.json").is_file()
-    with pytest.raises(BundleError, match="already exists and is not empty"):
+    with pytest.raises(OutputError, match="already exists and is not empty"):
         _package(model, resolved, tmp_path / "empty")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
 def test_label_count_must_match_the_classes(model, resolved, tmp_path):
     with pytest.raises(BundleError, match="2 labels for a model with 3 classes"):
-        bundle.package(model, tmp_path / "app", labels=["a", "b"], device="pixel1", arch=resolved)
+        bundle.package(model, tmp_path / "app", labels=["a", "b"], profile=profiles.load("pixel1"), arch=resolved)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_unknown_device_is_an_error(model, resolved, tmp_path):
-    with pytest.raises(profiles.ProfileError, match="unknown device 'pixel9'"):
-        bundle.package(model, tmp_path / "app", labels=LABELS, device="pixel9", arch=resolved)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -194,8 +196,8 @@ def test_published_accuracy_only_for_the_published_model():
     assert (accuracy.value, accuracy.kind) == (71.8, "published") and "slim" in accuracy.source
     assert "random" in accuracy.note
     assert bundle.published_accuracy(zoo.resolve("mobilenet_v2_100", resolution=160), False).value is None
-    with pytest.raises(BundleError, match="accuracy kind"):
-        bundle.Accuracy(70.0, "guessed", "me")
+    with pytest.raises(SpecError, match="accuracy kind"):
+        Accuracy(70.0, "guessed", "me")
 
 
 def test_saved_models_are_matched_to_their_architecture(model, resolved):
@@ -211,6 +213,6 @@ def test_bundle_module_imports_without_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, edgetailor.bundle; print('tensorflow' in sys.modules)"
+    code = "import sys, edgetailor.bundle.writer; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

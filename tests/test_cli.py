@@ -6,7 +6,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from edgetailor.cli import main
+from edgetailor.cli.main import main
 
 
 def run(*args):
@@ -74,15 +74,15 @@ def test_build_refuses_bad_output_and_leaves_nothing(tmp_path):
 
 
 def test_lookups_do_not_import_tensorflow():
-    code = ("import sys; from click.testing import CliRunner; from edgetailor.cli import main; "
+    code = ("import sys; from click.testing import CliRunner; from edgetailor.cli.main import main; "
             "r = CliRunner().invoke(main, ['zoo', '--json']); "
             "r2 = CliRunner().invoke(main, ['describe', 'efficientnet_b3']); "
             "r3 = CliRunner().invoke(main, ['latency', 'mobilenet_v2', '--device', 'pixel1']); "
             "assert r.exit_code == 0 and r2.exit_code == 0 and r3.exit_code == 0; "
-            "import edgetailor.spec, edgetailor.layers, edgetailor.scaling, edgetailor.features; "
+            "import edgetailor.arch.spec, edgetailor.arch.layers, edgetailor.arch.scaling, edgetailor.arch.features; "
             "from edgetailor import pick, profiles, tasks; p = profiles.load('pixel1'); "
             "pick.pick(p, 20.0, families=('mobilenet_v2',)); "
-            "tasks.pick_task(tasks.get('detection'), p, 60.0, 90, families=('mobilenet_v3_small',)); "
+            "tasks.DENSE['detection'].pick(p, 60.0, 90, families=('mobilenet_v3_small',)); "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

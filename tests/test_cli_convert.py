@@ -7,8 +7,11 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from edgetailor import builder, zoo
-from edgetailor.cli_convert import convert, inspect, package
+from edgetailor.builder import network as builder
+from edgetailor.arch import zoo
+from edgetailor.cli.convert import convert, inspect, package
+
+pytestmark = pytest.mark.slow  # trains or converts models
 
 TINY = "res32 | conv_k3_s2_c8_hs | ir_k3_e3_c8_hse0.25_hs,ir_k3_s2_e3_c16_re | head:conv_k1_c64_hs,pool"
 cli = click.Group("edgetailor", commands={"convert": convert, "package": package, "inspect": inspect})
@@ -63,6 +66,8 @@ def test_inspect_bundle(bundle_dir):
     result = run("inspect", out)
     assert result.exit_code == 0, result.output
     assert "model.mlpackage    ok" in result.stdout and "pixel1" in result.stdout
+    assert "budget 50 ms (within)" in result.stdout and "None" not in result.stdout
+    assert "accuracy unknown (no published figure" in result.stdout  # an inline spec's bundle
     report = json.loads(run("inspect", out, "--json").stdout)
     assert report["format"] == "bundle" and report["ok"]
 

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_lite_support.metadata.python.metadata import MetadataDisplayer
 
-from edgetailor import builder, zoo
+from edgetailor.builder import network as builder
+from edgetailor.arch import zoo
 from edgetailor.converters import (RAW_PIXELS, ConversionError, ConvertOptions, ModelInfo,
                                    Normalization, ParityError, convert)
 from edgetailor.converters.coreml import describe_package, expectations, verify_package
@@ -21,6 +22,8 @@ from edgetailor.converters.metadata import normalization_of as metadata_normaliz
 from edgetailor.converters.metadata import read_metadata
 from edgetailor.converters.parity import calibrate_batchnorm, check_parity, parity_pixels, run_tflite
 from edgetailor.converters.tflite import op_counts, to_tflite
+
+pytestmark = pytest.mark.slow  # trains or converts models
 
 LABELS = ("cat", "dog", "bird", "fish")
 # head conv 16 -> 256: one weight above coremltools' 2048-element compression threshold

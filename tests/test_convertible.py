@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from edgetailor import builder
-from edgetailor.spec import decode
+from edgetailor.builder import network as builder
+from edgetailor.arch.spec import decode
+
+pytestmark = pytest.mark.slow  # trains or converts models
 
 # One tiny network holding every block kind and option the grammar has.
 ALL_KINDS = decode(

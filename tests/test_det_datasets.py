@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgetailor import datasets_det as dd
-from edgetailor import shapes
+from edgetailor.data import folders as dd
+from edgetailor.data import shapes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "det"
 CLASSES = ("circle", "square", "triangle")

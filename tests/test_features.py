@@ -1,8 +1,8 @@
 """Feature endpoints by stride, computed without TensorFlow."""
 import pytest
 
-from edgetailor import zoo
-from edgetailor.features import feature_info, last_at_stride
+from edgetailor.arch import zoo
+from edgetailor.arch.features import feature_info, last_at_stride
 
 
 def test_ssdlite_endpoints_of_mobilenet_v3_large():

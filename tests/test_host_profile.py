@@ -6,11 +6,13 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from edgetailor import profiles
-from edgetailor.cli import main
-from edgetailor.converters.tflite_ops import op_model
-from edgetailor.layers import walk
-from edgetailor.spec import decode
+from edgetailor.latency import profiles
+from edgetailor.cli.main import main
+from edgetailor.profiling.tflite_ops import op_model
+from edgetailor.arch.layers import walk
+from edgetailor.arch.spec import decode
+
+pytestmark = pytest.mark.slow  # trains or converts models
 
 EVERY_OP = decode(
     "res32 | conv_k3_s2_c16_hs,maxpool_k3_s2 | ir_k3_e1_c16_g2_xe_re,ir_k5_s2_e3_c24_hse0.25_hs"

@@ -9,16 +9,19 @@ import pytest
 
 from edgetailor.ios_harness import ingest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ios_harness"
-SOURCES = PACKAGE / "Sources"
+@pytest.fixture
+def package(repo_root) -> Path:
+    """The Swift package's folder in the checkout (it is not Python package data)."""
+    return repo_root / "ios_harness"
 
 
-def swift_text():
-    return "\n".join(p.read_text() for p in sorted(SOURCES.rglob("*.swift")))
+@pytest.fixture
+def swift_text(package) -> str:
+    return "\n".join(p.read_text() for p in sorted((package / "Sources").rglob("*.swift")))
 
 
-def test_package_declares_the_tool_and_the_library():
-    manifest = (PACKAGE / "Package.swift").read_text()
+def test_package_declares_the_tool_and_the_library(package):
+    manifest = (package / "Package.swift").read_text()
     version = re.match(r"// swift-tools-version:\s*(\d+)\.(\d+)", manifest)
     assert version and (int(version[1]), int(version[2])) >= (5, 7)
     assert ".macOS(.v12)" in manifest and ".iOS(.v15)" in manifest
@@ -36,12 +39,12 @@ def test_package_declares_the_tool_and_the_library():
     "Tests/EdgetailorBenchTests/EdgetailorBenchTests.swift",
     "README.md",
 ])
-def test_sources_exist(relative):
-    assert (PACKAGE / relative).is_file()
+def test_sources_exist(package, relative):
+    assert (package / relative).is_file()
 
 
-def test_swift_writes_what_the_ingest_reads():
-    text = swift_text()
+def test_swift_writes_what_the_ingest_reads(swift_text):
+    text = swift_text
     assert f'"{ingest.SCHEMA}"' in text
     for key in ("compute_units", "latency_ms", "load_ms", "coremltools_note"):
         assert f'"{key}"' in text, key
@@ -53,8 +56,8 @@ def test_swift_writes_what_the_ingest_reads():
     assert {f".{e}" for e in re.findall(r'"(\w+)"', extensions)} == set(ingest.MODEL_SUFFIXES)
 
 
-def test_swift_times_with_core_ml_and_a_monotonic_clock():
-    text = swift_text()
+def test_swift_times_with_core_ml_and_a_monotonic_clock(swift_text):
+    text = swift_text
     for needle in ("MLModel.compileModel(at:", "MLModel(contentsOf:", "DispatchTime.now().uptimeNanoseconds",
                    "CVPixelBufferCreate", "MLMultiArray(dataPointer:", "sysctlbyname",
                    "operatingSystemVersionString"):

@@ -1,16 +1,16 @@
 """Device profiles: schema, lookups, fallback, honest errors, and reproducible calibration."""
 import json
-from pathlib import Path
+from importlib import resources
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgetailor import latency, profiles, zoo
-from edgetailor.cli import main
-from edgetailor.layers import walk
+from edgetailor.latency import cost as latency, profiles
+from edgetailor.arch import zoo
+from edgetailor.cli.main import main
+from edgetailor.arch.layers import walk
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REQUIRED = {"pixel1", "galaxy_s8", "iphone_x", "note10"}
 
 
@@ -62,11 +62,9 @@ def test_errors_are_reported_per_profile():
     assert "note" in profiles.load("iphone_x").error
 
 
-PROFILE_DIR = Path(__file__).resolve().parents[1] / "device_profiles"
-
-
 def _profile_dict(name="pixel1"):
-    return json.loads((PROFILE_DIR / f"{name}.json").read_text())
+    """A shipped profile's JSON, read from the installed package data."""
+    return json.loads(resources.files("edgetailor.device_profiles").joinpath(f"{name}.json").read_text())
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -92,11 +90,10 @@ def test_profile_file_works_like_a_name(tmp_path):
     assert profiles.load(str(path)).predict(spec).total_ms == profiles.load("note10").predict(spec).total_ms
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="shared/data is not beside this checkout")
-def test_shipped_profiles_are_what_calibration_builds_from_shared_data():
-    from edgetailor.calibration_recipes import build_all
+def test_shipped_profiles_are_what_calibration_builds_from_shared_data(shared_data):
+    from edgetailor.profiling.recipes import build_all
 
-    for document in build_all(DATA):
+    for document in build_all(shared_data):
         shipped = _profile_dict(document["aliases"][0])
         assert json.loads(json.dumps(document)) == shipped, document["name"]
 
@@ -132,15 +129,26 @@ def test_op_keys_round_trip_for_every_zoo_op():
                 np.testing.assert_array_equal(latency.op_features(rebuilt), latency.op_features(op))
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="shared/data is not beside this checkout")
-def test_lookup_table_keys_parse_into_the_blocks_they_name():
-    from edgetailor import calibration_data
+def test_lookup_table_keys_parse_into_the_blocks_they_name(shared_data):
+    from edgetailor.profiling import calibration_data
 
-    samples = calibration_data.lut_samples(DATA / "luts" / "pixel1_proxylessnas_blocks.yaml", "relu6")
+    samples = calibration_data.lut_samples(shared_data / "luts" / "pixel1_proxylessnas_blocks.yaml", "relu6")
     by_name = {s.name: s for s in samples}
     block = by_name["expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:5-stride:2-idskip:0"]
     assert block.table_key == "ir_k5_s2_e3_c24_re6@112x112x16"
     assert block.layers[0].out_shape == (56, 56, 24)
-    ofa = calibration_data.lut_samples(DATA / "luts" / "note10_ofa_mbv3_r224.yaml", "relu", ofa=True)
+    ofa = calibration_data.lut_samples(shared_data / "luts" / "note10_ofa_mbv3_r224.yaml", "relu", ofa=True)
     se_block = next(s for s in ofa if "-se:1-hs:1" in s.name and "expand:408" in s.name)
     assert "hse0.25_hs" in se_block.table_key and "e3_" in se_block.table_key
+
+
+def test_profiles_compare_and_hash_by_name_version_and_content(tmp_path):
+    pixel = profiles.load("pixel1")
+    assert pixel == profiles.load("pixel")  # an alias loads the same profile
+    assert len({pixel, profiles.load("pixel1"), profiles.load("galaxy_s8")}) == 2
+    changed = _profile_dict()
+    changed["table"] = {}
+    path = tmp_path / "pixel1_edited.json"
+    path.write_text(json.dumps(changed))
+    edited = profiles.load(str(path))
+    assert (edited.name, edited.version) == (pixel.name, pixel.version) and edited != pixel

@@ -1,8 +1,8 @@
 """The layer walk on hand-checked blocks."""
 import pytest
 
-from edgetailor import layers
-from edgetailor.spec import SpecError, decode
+from edgetailor.arch import layers
+from edgetailor.arch.spec import SpecError, decode
 
 
 def _spec(stages: str, head: str = "pool", stem: str = "conv_k3_s2_c16_re", res: int = 32):

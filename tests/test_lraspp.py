@@ -9,8 +9,13 @@ import json
 import numpy as np
 import pytest
 
-from edgetailor import lraspp, profiles, seg_train, shapes, zoo
-from edgetailor.spec import SpecError
+from edgetailor.tasks.segmentation import lraspp, train as seg_train
+from edgetailor.latency import profiles
+from edgetailor.data import shapes
+from edgetailor.arch import zoo
+from edgetailor.arch.spec import SpecError
+
+pytestmark = pytest.mark.slow  # trains or converts models
 
 MIOU_MIN = 0.25  # mean IoU over background + 6 shapes on held-out images (Keras and TFLite)
 RESOLUTION = 128
@@ -67,7 +72,7 @@ def held_out():
 
 @pytest.fixture(scope="module")
 def tflite_path(segmenter, tmp_path_factory):
-    from edgetailor.converters import segmentation_export
+    from edgetailor.tasks.segmentation import export as segmentation_export
 
     return segmentation_export.export_tflite(segmenter, tmp_path_factory.mktemp("seg") / "segmenter.tflite")
 
@@ -80,7 +85,7 @@ def test_segmenter_learns_held_out_masks(segmenter, held_out):
 
 
 def test_tflite_segmenter_matches_keras(tflite_path, segmenter, held_out):
-    from edgetailor.converters import segmentation_export
+    from edgetailor.tasks.segmentation import export as segmentation_export
 
     masks = segmentation_export.run_tflite(tflite_path, held_out.images[:20])
     assert (masks == segmenter.predict(held_out.images[:20])).mean() > 0.99
@@ -109,7 +114,7 @@ def test_tflite_has_image_segmenter_metadata(tflite_path):
 def test_coreml_ml_program_with_mask_output(segmenter, tmp_path):
     import coremltools as ct
 
-    from edgetailor.converters import segmentation_export
+    from edgetailor.tasks.segmentation import export as segmentation_export
 
     path = segmentation_export.export_coreml(segmenter, tmp_path / "segmenter.mlpackage")
     spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()

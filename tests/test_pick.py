@@ -1,10 +1,11 @@
 """Pick mode and accuracy sources."""
-import numpy as np
 import pytest
 
-from edgetailor import accuracy, layers, pick, profiles, zoo
-from edgetailor.latency import predict_layers
-from edgetailor.spec import SpecError
+from edgetailor.choose import accuracy, pick
+from edgetailor.arch import layers, zoo
+from edgetailor.latency import profiles
+from edgetailor.latency.cost import predict_layers
+from edgetailor.arch.spec import SpecError
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +48,36 @@ def test_impossible_budget_names_the_fastest(grid):
 
 def test_published_variants_use_the_published_figure():
     result = accuracy.estimate(zoo.ZOO["mobilenet_v2_100"].spec, "mobilenet_v2", 1.0)
-    assert (result.top1, result.kind) == (71.8, "published")
+    assert (result.value, result.kind) == (71.8, "published")
     a1 = accuracy.estimate(zoo.FAMILIES["mnasnet_a1"].spec(0.75, 1.0, 160), "mnasnet_a1", 0.75)
-    assert (a1.top1, a1.kind) == (70.1, "published")  # MnasNet-A1 README table row
+    assert (a1.value, a1.kind) == (70.1, "published")  # MnasNet-A1 README table row
 
 
 def test_estimates_carry_their_leave_one_out_error():
     result = accuracy.estimate(zoo.resolve("mobilenet_v2", width=0.6, resolution=176).spec,
                                "mobilenet_v2", 0.6)
     assert result.kind == "estimated" and 0 < result.expected_error_pp < 5
-    assert 55 < result.top1 < 72
+    assert 55 < result.value < 72
     narrower = accuracy.estimate(zoo.resolve("mobilenet_v2", width=0.5, resolution=128).spec,
                                  "mobilenet_v2", 0.5)
-    assert narrower.top1 < result.top1
+    assert narrower.value < result.value
 
 
 def test_generic_estimator_for_search_specs():
     top1, kind, source = accuracy.generic_estimator()(zoo.ZOO["fbnet_c"].spec)
     assert kind == "estimated" and "generic" in source and 60 < top1 < 85
+
+
+def test_pick_prices_the_classifier_that_ships():
+    """The budget is checked against the latency of the classifier with the bundle's class count."""
+    profile = profiles.load("pixel1")
+    few = pick.pick(profile, 20.0, families=("mobilenet_v2",), num_classes=5).best
+    assert few.latency_ms == pytest.approx(profile.predict(few.spec, 5).total_ms)
+    many = pick.pick(profile, 20.0, families=("mobilenet_v2",)).best
+    assert many.latency_ms == pytest.approx(profile.predict(many.spec, 1000).total_ms)
+
+
+def test_picked_candidates_say_where_their_accuracy_comes_from(grid):
+    best = pick.pick(grid.profile, 25, grid).best
+    assert best.accuracy.kind in ("published", "estimated") and best.accuracy.source
+    assert best.spec == zoo.FAMILIES[best.family].spec(best.width, 1.0, best.resolution)

@@ -1,9 +1,9 @@
 """Scaling rules against the reference implementations' own numbers."""
 import pytest
 
-from edgetailor import scaling, zoo
-from edgetailor.layers import walk
-from edgetailor.spec import SpecError
+from edgetailor.arch import scaling, zoo
+from edgetailor.arch.layers import walk
+from edgetailor.arch.spec import SpecError
 
 
 @pytest.mark.parametrize("value, divisor, expected", [
@@ -83,6 +83,8 @@ def test_compound_scale_from_any_spec():
     assert sum(b.repeats for b in scaled.blocks) > sum(b.repeats for b in spec.blocks)
 
 
-def test_bad_multipliers_are_errors():
-    with pytest.raises(SpecError, match="must be positive"):
-        scaling.scale(zoo.FAMILIES["efficientnet"].spec(), width=0)
+@pytest.mark.parametrize("width, depth", [(0, 1.0), (float("nan"), 1.0), (float("inf"), 1.0),
+                                          (1.0, float("nan"))])
+def test_bad_multipliers_are_errors(width, depth):
+    with pytest.raises(SpecError, match="must be finite and positive"):
+        scaling.scale(zoo.FAMILIES["efficientnet"].spec(), width=width, depth=depth)

@@ -11,10 +11,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from edgetailor import layers, profiles, search, search_report, spaces
-from edgetailor.search import SearchConfig, SearchError
-from edgetailor.search_strategies import STRATEGIES, RLSampler
-from edgetailor.space_latency import SpacePredictor
+from edgetailor.arch import layers, spaces
+from edgetailor.latency import profiles
+from edgetailor.choose.search import engine as search, report as search_report
+from edgetailor.choose.candidate import pareto_mask
+from edgetailor.choose.search.engine import SearchConfig, SearchError
+from edgetailor.choose.search.strategies import STRATEGIES, RLSampler
+from edgetailor.latency.space import SpacePredictor
 
 
 def toy(spec):
@@ -43,7 +46,7 @@ def test_mnas_reward_soft_and_hard():
 def test_pareto_mask_and_hypervolume():
     accuracy = np.array([70, 72, 71, 75, 75, 60])
     latency = np.array([10, 20, 25, 30, 30, 5])
-    assert search.pareto_mask(accuracy, latency).tolist() == [True, True, False, True, False, True]
+    assert pareto_mask(accuracy, latency).tolist() == [True, True, False, True, False, True]
     # rectangles up to (0 %, 40 ms): 60x35 + 10x30 + 2x20 + 3x10
     assert search.hypervolume(accuracy, latency, 40.0) == pytest.approx(2100 + 300 + 40 + 30)
     assert search.hypervolume(accuracy, latency, 4.0) == 0.0
@@ -78,26 +81,26 @@ def test_budget_below_the_fastest_candidate_names_it():
 def test_every_strategy_runs_and_is_reproducible(strategy):
     runs = [search.run_search(config(strategy=strategy, trials=8, seed=5), toy) for _ in range(2)]
     assert runs[0].counts == {"complete": 8}
-    assert [c.spec for c in runs[0].candidates] == [c.spec for c in runs[1].candidates]
+    assert [c.candidate.spec for c in runs[0].trials] == [c.candidate.spec for c in runs[1].trials]
     best = runs[0].best
-    assert best.reward == max(c.reward for c in runs[0].candidates)
+    assert best.reward == max(c.reward for c in runs[0].trials)
     assert best.latency_ms == pytest.approx(profiles.load("pixel1").predict(
         spaces.get("mnasnet").decode(best.choices)).total_ms, rel=1e-6)
     other = search.run_search(config(strategy=strategy, trials=8, seed=6), toy)
-    assert [c.spec for c in other.candidates] != [c.spec for c in runs[0].candidates]
+    assert [c.candidate.spec for c in other.trials] != [c.candidate.spec for c in runs[0].trials]
 
 
 def test_pareto_objective_with_nsga2_and_the_hard_budget():
     result = search.run_search(config(space="proxyless", objective="pareto", strategy="nsga2", trials=12,
                                       budget_ms=None), toy)
-    assert len(result.front) >= 2 and result.best.accuracy == max(c.accuracy for c in result.candidates)
+    assert len(result.front) >= 2 and result.best.accuracy.value == max(c.accuracy.value for c in result.trials)
     latencies = [c.latency_ms for c in result.front]
     assert latencies == sorted(latencies)
-    assert [c.accuracy for c in result.front] == sorted(c.accuracy for c in result.front)
+    assert [c.accuracy.value for c in result.front] == sorted(c.accuracy.value for c in result.front)
     assert result.hypervolume > 0
     hard = search.run_search(config(space="proxyless", objective="hard", budget_ms=120.0, trials=6), toy)
     assert hard.best.latency_ms <= 120.0
-    assert hard.best.accuracy == max(c.accuracy for c in hard.candidates if c.latency_ms <= 120.0)
+    assert hard.best.accuracy.value == max(c.accuracy.value for c in hard.trials if c.latency_ms <= 120.0)
     nothing = search.run_search(config(space="proxyless", objective="hard", budget_ms=68.0, trials=3), toy)
     assert nothing.best is None and "no candidate found under 68 ms" in nothing.best_note
 
@@ -126,10 +129,10 @@ def test_resume_from_sqlite_keeps_every_finished_trial(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     first = search.run_search(config(strategy="tpe", trials=4, storage=url), toy)
     again = search.Search(config(strategy="tpe", trials=7, storage=url), toy)
-    assert [c.spec for c in again.result().candidates] == [c.spec for c in first.candidates]
+    assert [c.candidate.spec for c in again.result().trials] == [c.candidate.spec for c in first.trials]
     result = again.run()
     assert result.new_trials == 3 and result.counts["complete"] == 7
-    assert [c.spec for c in result.candidates[:4]] == [c.spec for c in first.candidates]
+    assert [c.candidate.spec for c in result.trials[:4]] == [c.candidate.spec for c in first.trials]
     same = search.run_search(config(strategy="tpe", trials=7, storage=url), toy)
     assert same.new_trials == 0
 
@@ -156,8 +159,8 @@ def test_repeated_architecture_reuses_its_measurement():
     runner.study.enqueue_trial(params)
     runner.study.enqueue_trial(params)
     result = runner.run()
-    assert len(calls) == 2 and result.candidates[1].cached_from == 0
-    assert result.candidates[1].accuracy == result.candidates[0].accuracy
+    assert len(calls) == 2 and result.trials[1].cached_from == 0
+    assert result.trials[1].accuracy == result.trials[0].accuracy
 
 
 def test_failing_candidates_are_skipped_then_the_search_stops():
@@ -198,7 +201,7 @@ def test_ctrl_c_fails_the_trial_requeues_it_and_resume_finishes(tmp_path):
     assert study.trials[3].user_attrs == {"retry_of": 2}
     result = search.run_search(config(trials=5, storage=url), toy)
     assert result.counts == {"complete": 5, "fail": 1}
-    assert result.candidates[2].trial == 3 and result.candidates[2].spec == seen[2]
+    assert result.trials[2].trial == 3 and result.trials[2].candidate.spec.encode() == seen[2]
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
@@ -265,6 +268,6 @@ def test_outputs_are_complete_and_atomic(tmp_path):
     assert len(document["front"]) == len(result.front) and document["zoo_reference"]
     assert all({"name", "top1", "latency_ms"} <= set(p) for p in document["zoo_reference"])
     best = json.loads((tmp_path / "best.json").read_text())
-    assert best["spec"] == (tmp_path / "best_spec.txt").read_text().strip() == result.best.spec
+    assert best["spec"] == (tmp_path / "best_spec.txt").read_text().strip() == result.best.candidate.spec.encode()
     assert best["spec_json"]["resolution"] == 224
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

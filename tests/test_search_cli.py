@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgetailor import layers, proxy_train, scaling, shapes, zoo
-from edgetailor.cli_search import scale_command, search_command
+from edgetailor.arch import layers, scaling, zoo
+from edgetailor.tasks.classification import train as proxy_train
+from edgetailor.data import shapes
+from edgetailor.cli.search import scale_command, search_command
 
 
 def toy(spec):
@@ -35,7 +37,8 @@ def test_search_writes_outputs_and_resumes(tmp_path):
     assert result.exit_code == 0, result.output
     assert "rl search of mnasnet on pixel1-tflite-fp32-1big (soft objective, budget 50 ms): 4 trials" in result.stdout
     assert "best (trial" in result.stdout and "Pareto front" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["best.json", "best_spec.txt", "pareto.json", "pareto.png", "study.db"]
+    assert sorted(p.name for p in out.iterdir()) == [".report.lock", "best.json", "best_spec.txt", "pareto.json",
+                                                      "pareto.png", "study.db"]
     result = invoke(args[:-4] + ["--trials", 6, "--out", out, "--json"])
     assert result.exit_code == 0, result.output
     assert "resuming study 'search': 4 of 6 trials complete" in result.stderr

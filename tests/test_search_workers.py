@@ -19,8 +19,10 @@ import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
-from edgetailor import search
-from edgetailor.cli_search import search_command
+from edgetailor.choose.search import engine as search
+from edgetailor.cli.search import search_command
+
+pytestmark = pytest.mark.slow  # worker processes and a PostgreSQL cluster
 
 # The worker stands for a search run from a terminal, where Ctrl-C raises KeyboardInterrupt. A
 # test run started in the background by a shell inherits SIGINT ignored (and Python then installs
@@ -28,7 +30,7 @@ from edgetailor.cli_search import search_command
 WORKER = '''
 import json, os, signal, sys, time, zlib
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from edgetailor import search
+from edgetailor.choose.search import engine as search
 url, study, trials, delay, strategy, go, started = sys.argv[1:8]
 
 def evaluate(spec):
@@ -198,11 +200,13 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path, worker, postgres_ur
     pids = {t.user_attrs["candidate"]["worker"].rsplit(":", 1)[1] for t in complete}
     assert pids == {str(process.pid) for process in workers}
     assert len({t.number for t in study.trials}) == len(study.trials)
-    # the CLI reads the shared study through the same URL: nothing left to run, outputs written
+    # the CLI reads the shared study through the README's form of the URL (a bare postgresql://,
+    # which SQLAlchemy 2 would give to psycopg 3): nothing left to run, outputs written
     out_dir = tmp_path / "out"
+    bare = postgres_url.replace("postgresql+psycopg2://", "postgresql://")
     result = CliRunner().invoke(search_command, [
         "--device", "pixel1", "--budget-ms", "60", "--strategy", "tpe", "--trials", "16",
-        "--storage", postgres_url, "--study", "shared", "--out", str(out_dir), "--json"],
+        "--storage", bare, "--study", "shared", "--out", str(out_dir), "--json"],
         obj={"evaluator": toy})
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

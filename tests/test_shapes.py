@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from edgetailor import shapes
+from edgetailor.data import shapes
 
 
 def test_same_seed_same_arrays_and_prefix_stable():
@@ -100,7 +100,7 @@ def test_png_round_trip_and_folder_layout(tmp_path):
 
 
 def test_search_modules_import_without_tensorflow():
-    code = ("import sys, edgetailor.shapes, edgetailor.search, edgetailor.search_strategies, "
-            "edgetailor.search_report, edgetailor.search_storage, edgetailor.proxy_train, edgetailor.cli_search; "
+    code = ("import sys, edgetailor.data.shapes, edgetailor.choose.search.engine, edgetailor.choose.search.strategies, "
+            "edgetailor.choose.search.report, edgetailor.choose.search.storage, edgetailor.tasks.classification.train, edgetailor.cli.search; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

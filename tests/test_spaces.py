@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from edgetailor import layers, profiles, spaces
-from edgetailor.space_latency import SpacePredictor
-from edgetailor.spec import SpecError, decode
+from edgetailor.arch import layers, spaces
+from edgetailor.latency import profiles
+from edgetailor.latency.space import SpacePredictor
+from edgetailor.arch.spec import SpecError, decode
 
 
 @pytest.mark.parametrize("name", list(spaces.SPACES))

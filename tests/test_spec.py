@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgetailor import zoo
-from edgetailor.spec import ArchSpec, Block, SpecError, decode, decode_block, from_json
+from edgetailor.arch import zoo
+from edgetailor.arch.spec import ArchSpec, Block, SpecError, decode, decode_block, from_json
 
 ACTS = ["relu", "relu6", "hswish", "swish", "linear"]
 RATIOS = st.sampled_from([1.0, 2.3, 2.5, 3.0, 3.66667, 4.5, 6.0])

@@ -5,16 +5,19 @@ import pytest
 
 from click.testing import CliRunner
 
-from edgetailor import shapes
-from edgetailor.cli import main
-from edgetailor.specialize import specialize
+from edgetailor.data import shapes
+from edgetailor.cli.main import main
+from edgetailor.latency import profiles
+from edgetailor.specialize import Request, SearchRequest, specialize
+
+pytestmark = pytest.mark.slow  # trains or converts models
 
 
 def test_specialize_trains_on_a_dataset_and_bundles(tmp_path):
     dataset = shapes.write_folder(tmp_path / "data", 24, size=64, classes=("circle", "square"))
     out = tmp_path / "bundle"
-    summary = specialize("pixel1", 6.0, out, dataset=dataset, epochs=1,
-                         families=("mobilenet_v3_small",))
+    summary = specialize(Request(profiles.load("pixel1"), 6.0, out, dataset=dataset, epochs=1,
+                                 families=("mobilenet_v3_small",)))
     chosen = summary["chosen"]
     assert chosen["family"] == "mobilenet_v3_small" and chosen["latency_ms"] <= 6.0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -62,8 +65,8 @@ def test_specialize_search_mode_bundles_the_searched_spec(tmp_path):
 def test_specialize_search_with_a_dataset_proxy_trains_then_trains_the_winner(tmp_path):
     dataset = shapes.write_folder(tmp_path / "data", 16, size=32, classes=("circle", "square"))
     out = tmp_path / "searched"
-    summary = specialize("pixel1", 200.0, out, dataset=dataset, epochs=1, search_space="proxyless",
-                         trials=2, strategy="random")
+    summary = specialize(Request(profiles.load("pixel1"), 200.0, out, dataset=dataset, epochs=1,
+                                 search=SearchRequest("proxyless", trials=2, strategy="random")))
     best = summary["search"]["best"]
     assert best["accuracy_kind"] == "measured"  # proxy-trained on the dataset
     assert "proxy training on" in best["accuracy_source"]
@@ -73,15 +76,15 @@ def test_specialize_search_with_a_dataset_proxy_trains_then_trains_the_winner(tm
 
 
 def test_specialize_detection_trains_on_a_coco_folder_and_bundles(tmp_path):
-    from edgetailor import datasets_det
-    from edgetailor.bundle import inspect_bundle
-    from edgetailor.converters import detection_export
+    from edgetailor.data import folders as datasets_det
+    from edgetailor.bundle.inspect import inspect_bundle
+    from edgetailor.tasks.detection import export as detection_export
 
     data = shapes.detection(12, 64, seed=1, max_objects=2, classes=("circle", "square"))
     dataset = datasets_det.write_coco_folder(tmp_path / "coco", data)
     out = tmp_path / "detector"
-    summary = specialize("pixel1", 12.0, out, task="detection", dataset=dataset, epochs=1,
-                         resolution=64, families=("mobilenet_v3_small",))
+    summary = specialize(Request(profiles.load("pixel1"), 12.0, out, task="detection", dataset=dataset,
+                                 epochs=1, resolution=64, families=("mobilenet_v3_small",)))
     assert summary["task"] == "detection" and summary["chosen"]["latency_ms"] <= 12.0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["task"] == "detection" and manifest["arch"]["head"] == "ssdlite"
@@ -142,8 +145,8 @@ def test_detection_dataset_that_is_not_a_detection_folder(tmp_path):
 
 @pytest.mark.parametrize("layout", ["classes", "coco", "voc", "masks"])
 def test_shapes_command_writes_folders_the_loaders_read(tmp_path, layout):
-    from edgetailor import datasets_det
-    from edgetailor.proxy_train import folder_classes
+    from edgetailor.data import folders as datasets_det
+    from edgetailor.tasks.classification.train import folder_classes
 
     out = tmp_path / layout
     result = CliRunner().invoke(main, ["shapes", "--format", layout, "--images", "4", "--size", "32",

@@ -4,8 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from edgetailor import anchors, box_coder, coco_eval, profiles, ssdlite, zoo
-from edgetailor.spec import SpecError
+from edgetailor.tasks.detection import anchors, box_coder, coco_eval, ssdlite
+from edgetailor.latency import profiles
+from edgetailor.arch import zoo
+from edgetailor.arch.spec import SpecError
 
 
 def _spec(name="mobilenet_v3_large", width=1.0, resolution=320):

@@ -11,7 +11,11 @@ import json
 import numpy as np
 import pytest
 
-from edgetailor import coco_eval, det_train, shapes, zoo
+from edgetailor.tasks.detection import coco_eval, train as det_train
+from edgetailor.data import shapes
+from edgetailor.arch import zoo
+
+pytestmark = pytest.mark.slow  # trains or converts models
 
 AP50_MIN = 0.15        # COCO mAP@0.5 on held-out shapes (Keras and TFLite)
 AP_MIN = 0.05          # COCO mAP@[.5:.95] on held-out shapes (Keras)
@@ -32,7 +36,7 @@ def held_out():
 
 @pytest.fixture(scope="module")
 def tflite_path(detector, tmp_path_factory):
-    from edgetailor.converters import detection_export
+    from edgetailor.tasks.detection import export as detection_export
 
     return detection_export.export_tflite(detector, tmp_path_factory.mktemp("det") / "detector.tflite",
                                           max_detections=20)
@@ -84,7 +88,7 @@ def test_tflite_metadata_is_object_detector_with_labels(tflite_path, detector):
 
 
 def test_tflite_detector_finds_held_out_shapes(tflite_path, detector, held_out):
-    from edgetailor.converters import detection_export
+    from edgetailor.tasks.detection import export as detection_export
 
     results = detection_export.run_tflite(tflite_path, held_out.images)
     for boxes, classes, scores in results:
@@ -102,7 +106,7 @@ def test_tflite_detector_finds_held_out_shapes(tflite_path, detector, held_out):
 def test_coreml_pipeline_ends_in_nms_with_vision_outputs(detector, tmp_path):
     import coremltools as ct
 
-    from edgetailor.converters import detection_export
+    from edgetailor.tasks.detection import export as detection_export
 
     path = detection_export.export_coreml(detector, tmp_path / "detector.mlpackage")
     spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
@@ -131,8 +135,8 @@ def test_coreml_pipeline_ends_in_nms_with_vision_outputs(detector, tmp_path):
 def test_coreml_decoder_math_matches_the_box_coder(detector):
     import tensorflow as tf
 
-    from edgetailor import box_coder
-    from edgetailor.converters import detection_export
+    from edgetailor.tasks.detection import box_coder
+    from edgetailor.tasks.detection import export as detection_export
 
     rng = np.random.default_rng(0)
     anchors = detector.anchors
@@ -162,7 +166,7 @@ def test_hard_negative_mining_keeps_three_negatives_per_positive():
 
 
 def test_class_count_mismatch_is_an_error():
-    from edgetailor import ssdlite
+    from edgetailor.tasks.detection import ssdlite
 
     data = shapes.detection(2, size=64, seed=0)
     spec = zoo.resolve("mobilenet_v3_small", 0.5, 64).spec

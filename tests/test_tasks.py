@@ -1,8 +1,12 @@
 """Detection and segmentation in the specializer: backbones, pricing, picks (no TensorFlow)."""
 import pytest
 
-from edgetailor import layers, profiles, ssdlite, tasks
-from edgetailor.spec import SpecError
+from edgetailor.arch import layers
+from edgetailor.latency import profiles
+from edgetailor.tasks.detection import ssdlite
+from edgetailor import tasks
+from edgetailor.tasks.detection.task import published_reference
+from edgetailor.arch.spec import SpecError
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,7 @@ def test_ssdlite_mobilenet_v3_matches_the_paper(family, reduced, params_m, madds
 
 def test_reduced_tail_halves_the_last_stage_and_head_conv():
     full = ssdlite.detection_backbone("mobilenet_v2")                 # not a V3: unchanged
-    assert full == tasks.TASKS["segmentation"].backbone("mobilenet_v2", 1.0, 320)
+    assert full == tasks.DENSE["segmentation"].backbone("mobilenet_v2", 1.0, 320)
     reduced = ssdlite.detection_backbone("mobilenet_v3_large")
     assert [b.channels for b in reduced.stages[-1]] == [80, 80]
     assert reduced.head[0].channels == 480
@@ -31,39 +35,39 @@ def test_reduced_tail_halves_the_last_stage_and_head_conv():
 
 
 def test_detection_pick_fits_the_budget_and_ranks_by_backbone_top1(pixel1):
-    result = tasks.pick_task(tasks.get("detection"), pixel1, 60.0, num_labels=90)
+    result = tasks.DENSE["detection"].pick(pixel1, 60.0, num_labels=90)
     best = result.best
     assert best.latency_ms <= 60.0 and best.resolution == 320
-    assert all(c.backbone_top1 <= best.backbone_top1 for c in result.runners_up)
+    assert all(c.top1 <= best.top1 for c in result.runners_up)
     walked = ssdlite.layers(best.spec, ssdlite.SSDLiteConfig(num_classes=90))
     assert best.latency_ms == pytest.approx(pixel1.predict_layers(walked).total_ms)
     assert (best.params, best.macs) == layers.totals(walked)
     # the Pareto front is ordered by latency with strictly rising top-1
     front = result.pareto
-    assert all(a.latency_ms <= b.latency_ms and a.backbone_top1 < b.backbone_top1
+    assert all(a.latency_ms <= b.latency_ms and a.top1 < b.top1
                for a, b in zip(front, front[1:]))
 
 
 def test_published_detectors_are_shown_with_our_prediction(pixel1):
-    refs = tasks.pick_task(tasks.get("detection"), pixel1, 200.0, num_labels=3).references
+    refs = tasks.DENSE["detection"].pick(pixel1, 200.0, num_labels=3).references
     by_name = {r["name"]: r for r in refs}
     large = by_name["SSDLite MobileNetV3-Large (reduced tail)"]
     assert (large["published_pixel1_ms"], large["published_coco_map"]) == (119.0, 22.6)
     assert "tf1_detection_zoo" in large["source"]
     assert large["predicted_ms"] < large["predicted_ms_90_classes"]   # 3 classes, smaller heads
-    assert tasks.published_reference(ssdlite.detection_backbone("mobilenet_v3_large")).pixel1_ms == 119.0
-    assert tasks.published_reference(ssdlite.detection_backbone("mobilenet_v2")) is None
+    assert published_reference(ssdlite.detection_backbone("mobilenet_v3_large")).pixel1_ms == 119.0
+    assert published_reference(ssdlite.detection_backbone("mobilenet_v2")) is None
 
 
 def test_segmentation_pick_at_a_chosen_resolution(pixel1):
-    result = tasks.pick_task(tasks.get("segmentation"), pixel1, 40.0, num_labels=21, resolution=192)
+    result = tasks.DENSE["segmentation"].pick(pixel1, 40.0, num_labels=21, resolution=192)
     assert result.best.resolution == 192 and result.best.latency_ms <= 40.0
     assert result.references == ()
 
 
 def test_impossible_budget_names_the_fastest(pixel1):
     with pytest.raises(SpecError, match=r"no detection candidate meets 1 ms .* the fastest is .* ms"):
-        tasks.pick_task(tasks.get("detection"), pixel1, 1.0, num_labels=90)
+        tasks.DENSE["detection"].pick(pixel1, 1.0, num_labels=90)
 
 
 def test_unknown_task():
@@ -76,7 +80,7 @@ def test_latency_command_prices_a_backbone_with_its_head(pixel1):
 
     from click.testing import CliRunner
 
-    from edgetailor.cli import main
+    from edgetailor.cli.main import main
 
     result = CliRunner().invoke(main, ["latency", "mobilenet_v3_large", "--device", "pixel1",
                                        "--task", "detection", "--json"])

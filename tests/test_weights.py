@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from edgetailor import builder, layers, weights, zoo
-from edgetailor.spec import SpecError
+from edgetailor.builder import network as builder, weights
+from edgetailor.arch import layers, zoo
+from edgetailor.arch.spec import SpecError
 
 KERAS_MODELS = [e.name for e in zoo.entries()
                 if e.family in weights.KERAS_APPLICATIONS or e.family == "efficientnet"]
@@ -81,7 +82,7 @@ def test_h5_weights_file_round_trip(tmp_path):
 
 
 def test_builder_records_every_endpoint_the_features_name():
-    from edgetailor.features import feature_info
+    from edgetailor.arch.features import feature_info
 
     spec = zoo.resolve("mobilenet_v3_large_100", resolution=96).spec
     model = builder.build(spec, include_top=False)

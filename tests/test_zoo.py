@@ -1,7 +1,7 @@
 """Every zoo entry against its published figures, and the layer walk against the built model."""
 import pytest
 
-from edgetailor import layers, zoo
+from edgetailor.arch import layers, zoo
 
 ENTRIES = [entry.name for entry in zoo.entries()]
 REQUIRED = (["mobilenet_v1_100"] + [f"mobilenet_v2_{w}" for w in ("035", "050", "075", "100", "130", "140")]
@@ -39,7 +39,7 @@ def test_matches_published_figures(name):
 
 @pytest.mark.parametrize("name", ENTRIES)
 def test_layer_walk_matches_built_keras_model(name):
-    from edgetailor import builder
+    from edgetailor.builder import network as builder
 
     spec = zoo.ZOO[name].spec
     walked = layers.walk(spec, 1000)

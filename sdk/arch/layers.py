@@ -1,0 +1,221 @@
+"""The one layer walk: ``spec -> [LayerCost]`` with shapes, parameters and MACs, in pure Python.
+
+``params`` are trainable parameters (BatchNorm: gamma and beta), the convention of the papers
+and of torchvision; ``keras_params`` adds BatchNorm's moving mean and variance, as Keras
+``count_params()`` does. MACs count multiply-accumulates of
+convolutions and fully connected layers (squeeze-excite included); BatchNorm, activations,
+additions and pooling are free, as in the papers' "MAdds"/"FLOPs" columns.
+
+Each block kind's ops and widths come from ``edgetailor.arch.blocks``, which the builder
+(``edgetailor.builder.network``) reads too: it creates exactly the ops listed here, in this order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from edgetailor.arch.blocks import Step, block_steps
+from edgetailor.arch.spec import ArchSpec, Block, SpecError
+
+Shape = tuple[int, int, int]  # (height, width, channels)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One primitive op. ``kind``: conv, dwconv, pool, maxpool, add, mul, concat, split, shuffle."""
+
+    kind: str
+    in_shape: Shape
+    out_shape: Shape
+    kernel: int = 1
+    stride: int = 1
+    groups: int = 1
+    bias: bool = False
+    bn: bool = False
+    act: str = "linear"
+    params: int = 0
+    macs: int = 0
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One block instance (``repeats`` expanded, stride resolved) and the ops it is made of."""
+
+    name: str
+    block: Block
+    in_shape: Shape
+    out_shape: Shape
+    ops: tuple[Op, ...]
+
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops)
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops)
+
+    @property
+    def keras_params(self) -> int:
+        """Parameters as Keras counts them: BatchNorm moving statistics included."""
+        return self.params + sum(2 * op.out_shape[2] for op in self.ops if op.bn)
+
+
+def _out_hw(shape: Shape, stride: int) -> tuple[int, int]:
+    return math.ceil(shape[0] / stride), math.ceil(shape[1] / stride)
+
+
+def conv_op(shape: Shape, out_channels: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+            act: str = "linear", bn: bool = True, bias: bool = False) -> Op:
+    h, w = _out_hw(shape, stride)
+    cin = shape[2]
+    if cin % groups or out_channels % groups:
+        raise SpecError(f"{groups} groups do not divide {cin} -> {out_channels} channels")
+    weights = kernel * kernel * (cin // groups) * out_channels
+    params = weights + (out_channels if bias else 0) + (2 * out_channels if bn else 0)
+    return Op("conv", shape, (h, w, out_channels), kernel, stride, groups, bias, bn, act,
+              params, h * w * weights)
+
+
+def dwconv_op(shape: Shape, kernel: int, stride: int = 1, act: str = "linear") -> Op:
+    h, w = _out_hw(shape, stride)
+    c = shape[2]
+    weights = kernel * kernel * c
+    return Op("dwconv", shape, (h, w, c), kernel, stride, c, False, True, act,
+              weights + 2 * c, h * w * weights)
+
+
+def _free(kind: str, shape: Shape, out: Shape | None = None, **kw) -> Op:
+    return Op(kind, shape, out or shape, **kw)
+
+
+def _se_ops(step: Step, shape: Shape) -> list[Op]:
+    mid = shape[2]
+    pooled: Shape = (1, 1, mid)
+    reduce = conv_op(pooled, step.channels, act=step.act, bn=False, bias=True)
+    expand = conv_op(reduce.out_shape, mid, act=step.gate, bn=False, bias=True)
+    return [_free("pool", shape, pooled), reduce, expand, _free("mul", shape)]
+
+
+def _step_ops(step: Step, ins: list[Shape]) -> list[Op]:
+    """The ops of one step on input shapes ``ins``; the last input is the running tensor."""
+    shape = ins[-1]
+    h, w, c = shape
+    if step.op == "conv":
+        return [conv_op(shape, step.channels, step.kernel, step.stride, step.groups, step.act,
+                        bn=step.bn, bias=not step.bn)]
+    if step.op == "dwconv":
+        return [dwconv_op(shape, step.kernel, step.stride, step.act)]
+    if step.op == "se":
+        return _se_ops(step, shape)
+    if step.op == "concat":
+        return [_free("concat", shape, (h, w, sum(s[2] for s in ins)))]
+    if step.op == "split":
+        return [_free("split", shape, (h, w, c // step.groups))]
+    if step.op == "keep":
+        return [_free("split", shape, (h, w, step.channels))]
+    if step.op == "maxpool":
+        return [_free("maxpool", shape, (*_out_hw(shape, step.stride), c), kernel=step.kernel,
+                      stride=step.stride)]
+    if step.op == "pool":
+        return [_free("pool", shape, (1, 1, c))]
+    if step.op in ("add", "shuffle"):
+        return [_free(step.op, shape)]
+    raise SpecError(f"no layer walk for step op {step.op!r}")
+
+
+def _block_ops(block: Block, shape: Shape, divisor: int) -> list[Op]:
+    if block.kind == "fc" and shape[:2] != (1, 1):
+        raise SpecError("an fc block must come after the global pool")
+    shapes = {"x": shape, "in": shape}
+    ops: list[Op] = []
+    for step in block_steps(block, shape[2], divisor):
+        step_ops = _step_ops(step, [shapes[name] for name in step.inputs])
+        ops += step_ops
+        shapes.update(dict.fromkeys(step.outputs, step_ops[-1].out_shape))
+    return ops
+
+
+def expand_repeats(block: Block) -> list[Block]:
+    """``repeats`` copies with repeats=1, the first keeping the stride, the rest stride 1."""
+    first = dataclasses.replace(block, repeats=1)
+    return [first] + [dataclasses.replace(first, stride=1)] * (block.repeats - 1)
+
+
+def block_cost(block: Block, in_shape: Shape, divisor: int = 8, name: str = "block") -> LayerCost:
+    """One block instance (repeats=1) applied to ``in_shape``: its ops, shapes and costs."""
+    ops = _block_ops(block, in_shape, divisor)
+    out_shape = ops[-1].out_shape if ops else in_shape
+    return LayerCost(name, block, in_shape, out_shape, tuple(ops))
+
+
+def classifier_cost(in_shape: Shape, num_classes: int) -> LayerCost:
+    """The dense classifier after the head's global pool."""
+    if in_shape[:2] != (1, 1):
+        raise SpecError("the head must pool to 1x1 before the classifier")
+    dense = conv_op(in_shape, num_classes, bn=False, bias=True)
+    return LayerCost("classifier", Block("fc", channels=num_classes, act="linear"),
+                     in_shape, dense.out_shape, (dense,))
+
+
+def block_instances(spec: ArchSpec):
+    """``(section, index, block)`` for every block instance in graph order (repeats expanded);
+    the layer walk and the builder both iterate this, so names and order agree."""
+    sections = [("stem", spec.stem)] + [(f"stage{i + 1}", s) for i, s in enumerate(spec.stages)]
+    sections.append(("head", spec.head))
+    for section, blocks in sections:
+        index = 0
+        for block in blocks:
+            for instance in (expand_repeats(block) if block.kind not in ("pool", "fc") else [block]):
+                yield section, index, instance
+                index += 1
+
+
+def walk(spec: ArchSpec, num_classes: int | None = 1000) -> list[LayerCost]:
+    """Every block instance of ``spec`` with its ops; a dense classifier when ``num_classes``."""
+    shape: Shape = (spec.resolution, spec.resolution, 3)
+    out: list[LayerCost] = []
+    for section, index, instance in block_instances(spec):
+        layer = block_cost(instance, shape, spec.divisor, f"{section}.{index}")
+        out.append(layer)
+        shape = layer.out_shape
+    if num_classes:
+        out.append(classifier_cost(shape, num_classes))
+    return out
+
+
+def walk_to(spec: ArchSpec, endpoint: str) -> list[LayerCost]:
+    """The backbone's layers up to and including the block whose output is ``endpoint`` (a
+    ``FeatureInfo`` block name such as ``stage4_2_out``): what a dense head runs on."""
+    out = []
+    for layer in walk(spec, num_classes=None):
+        out.append(layer)
+        if f"{layer.name.replace('.', '_')}_out" == endpoint:
+            return out
+    raise SpecError(f"endpoint {endpoint} is not a block output of this spec")
+
+
+def totals(layers: list[LayerCost]) -> tuple[int, int]:
+    """(parameters, MACs) of a layer list."""
+    return sum(layer.params for layer in layers), sum(layer.macs for layer in layers)
+
+
+def count(spec: ArchSpec, num_classes: int | None = 1000) -> tuple[int, int]:
+    """(parameters, MACs) of ``spec`` with a ``num_classes`` classifier."""
+    return totals(walk(spec, num_classes))
+
+
+# The most parameters a model may have. A TFLite file holds at most 2 GiB (FlatBuffers' 32-bit
+# offsets), 536 M float32 weights, so nothing larger can ship to a phone; EfficientNet-B7, the
+# zoo's largest, has 66 M. Building far larger only runs out of memory (a million-channel
+# convolution: 600 G parameters, killed after 17 s).
+MAX_PARAMS = 500_000_000
+
+
+def size_problem(params: int) -> str | None:
+    """Why a model of ``params`` parameters is too large to build, or None when it is not."""
+    if params <= MAX_PARAMS:
+        return None
+    return (f"{params / 1e6:,.0f} M parameters, more than the {MAX_PARAMS / 1e6:,.0f} M a phone "
+            f"model can have (a TFLite file holds at most 2 GiB of float32 weights)")

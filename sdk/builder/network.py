@@ -1,0 +1,172 @@
+"""``ArchSpec -> tf.keras.Model``: the only place (with the converters) that touches TensorFlow.
+
+The graph mirrors ``edgetailor.arch.layers.walk`` op for op, so parameter counts agree exactly:
+both read each block's steps and widths from ``edgetailor.arch.blocks``.
+Every block ends in an Identity layer named ``<section>_<index>_out`` (``stage3_0_out``);
+inverted-residual expansions are named ``<section>_<index>_expand_act``. ``feature_info``
+(pure Python, in ``edgetailor.arch.features``) lists those names by stride for detection and
+segmentation heads. Padding is TF "same" everywhere; for strided depthwise convolutions it is
+made explicit (ZeroPadding2D + "valid", Keras Applications' ``correct_pad``), which XNNPACK runs
+faster.
+"""
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from edgetailor.builder.keras_layers import ChannelShuffle, HardSigmoid, HardSwish, KeepChannels, SplitChannels
+from edgetailor.arch.blocks import Step, block_steps
+from edgetailor.arch.layers import block_instances, count, size_problem
+from edgetailor.arch.spec import ArchSpec, Block, SpecError
+
+L = tf.keras.layers
+BN_EPSILON = 1e-3  # Keras Applications and tensorflow/tpu
+
+
+def _act(x, act: str, name: str):
+    if act == "linear":
+        return x
+    if act == "relu":
+        return L.ReLU(name=name)(x)
+    if act == "relu6":
+        return L.ReLU(6.0, name=name)(x)
+    if act == "hswish":
+        return HardSwish(name=name)(x)
+    if act == "swish":
+        return L.Activation("swish", name=name)(x)
+    if act == "sigmoid":
+        return L.Activation("sigmoid", name=name)(x)
+    if act == "hsigmoid":
+        return HardSigmoid(name=name)(x)
+    raise SpecError(f"no Keras activation for {act!r}")
+
+
+def _pad_for_stride(x, kernel: int, stride: int, name: str):
+    """TF "same" padding made explicit for strided depthwise convs, as Keras Applications do.
+
+    Numerically identical to ``padding="same"``, but an explicit PAD + "valid" convolution lets
+    XNNPACK fold the padding into a faster kernel (ours matched Keras' MobileNetV2 only with it).
+    """
+    if stride == 1 or kernel == 1:
+        return x, "same"
+    pads = []
+    for size in x.shape[1:3]:
+        total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return L.ZeroPadding2D(tuple(pads), name=f"{name}_pad")(x), "valid"
+
+
+def _conv_bn(x, filters: int, kernel: int, stride: int, act: str, name: str, groups: int = 1):
+    if groups > 1:
+        parts = SplitChannels(groups, name=f"{name}_split")(x)
+        parts = [L.Conv2D(filters // groups, kernel, stride, "same", use_bias=False,
+                          name=f"{name}_g{i}")(part) for i, part in enumerate(parts)]
+        x = L.Concatenate(name=name)(parts)
+    else:
+        x = L.Conv2D(filters, kernel, stride, "same", use_bias=False, name=name)(x)
+    x = L.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    return _act(x, act, f"{name}_act")
+
+
+def _dw_bn(x, kernel: int, stride: int, act: str, name: str):
+    x, padding = _pad_for_stride(x, kernel, stride, name)
+    x = L.DepthwiseConv2D(kernel, stride, padding, use_bias=False, name=name)(x)
+    x = L.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    return _act(x, act, f"{name}_act")
+
+
+def _squeeze_excite(x, step: Step, name: str):
+    s = L.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    s = L.Conv2D(step.channels, 1, name=f"{name}_reduce")(s)
+    s = _act(s, step.act, f"{name}_reduce_act")
+    s = L.Conv2D(x.shape[-1], 1, name=f"{name}_expand")(s)
+    s = _act(s, step.gate, f"{name}_gate")
+    return L.Multiply(name=f"{name}_mul")([x, s])
+
+
+def _step(step: Step, inputs: list, name: str) -> list:
+    """The Keras layers of one step on ``inputs`` (the last is the running tensor); its outputs."""
+    x = inputs[-1]
+    if step.op == "conv" and step.bn:
+        return [_conv_bn(x, step.channels, step.kernel, step.stride, step.act, name, step.groups)]
+    if step.op == "conv":  # fc: a bias and no BN; 1x1 on 1x1, so Keras' default "valid" padding
+        return [_act(L.Conv2D(step.channels, step.kernel, step.stride, name=name)(x), step.act,
+                     f"{name}_act")]
+    if step.op == "dwconv":
+        return [_dw_bn(x, step.kernel, step.stride, step.act, name)]
+    if step.op == "se":
+        return [_squeeze_excite(x, step, name)]
+    if step.op == "shuffle":
+        return [ChannelShuffle(step.groups, name=name)(x)]
+    if step.op == "split":
+        return list(SplitChannels(step.groups, name=name)(x))
+    if step.op == "keep":
+        return [KeepChannels(step.channels, name=name)(x)]
+    if step.op == "concat":
+        return [L.Concatenate(name=name)(inputs)]
+    if step.op == "add":
+        return [L.Add(name=name)(inputs)]
+    if step.op == "maxpool":
+        return [L.MaxPooling2D(step.kernel, step.stride, "same", name=name)(x)]
+    if step.op == "pool":
+        return [L.GlobalAveragePooling2D(keepdims=True, name=name)(x)]
+    raise SpecError(f"the builder has no step op {step.op!r}")
+
+
+def _block(x, block: Block, divisor: int, name: str):
+    """One block instance (repeats already expanded); returns the block's output tensor."""
+    tensors = {"x": x, "in": x}
+    for step in block_steps(block, x.shape[-1], divisor):
+        outputs = _step(step, [tensors[i] for i in step.inputs], f"{name}_{step.name}")
+        tensors.update(zip(step.outputs, outputs, strict=True))
+    return L.Identity(name=f"{name}_out")(tensors["x"])
+
+
+def build(spec: ArchSpec, num_classes: int = 1000, include_top: bool = True,
+          dropout: float = 0.0, classifier_activation: str | None = "softmax",
+          preprocessing: list[tf.keras.layers.Layer] | None = None,
+          name: str = "edgetailor") -> tf.keras.Model:
+    """A tf.keras model of ``spec`` taking float input ``[1, R, R, 3]``.
+
+    The input is expected normalised unless ``preprocessing`` layers (e.g. Keras Applications'
+    Rescaling/Normalization) are given; they run first. With ``include_top`` the output is
+    ``classifier_activation`` (softmax, or logits for None) over ``num_classes``; without it the
+    model ends at the head's pooled features (``[1, 1, 1, C]``).
+    """
+    if include_top and num_classes < 1:
+        raise SpecError(f"num_classes must be >= 1 (got {num_classes})")
+    too_large = size_problem(count(spec, num_classes if include_top else None)[0])
+    if too_large:  # refused before Keras allocates the weights (and runs out of memory)
+        raise SpecError(f"cannot build {name}: {too_large}")
+    inputs = L.Input((spec.resolution, spec.resolution, 3), name="image")
+    x = inputs
+    for layer in preprocessing or []:
+        x = layer(x)
+    for section, index, instance in block_instances(spec):
+        x = _block(x, instance, spec.divisor, f"{section}_{index}")
+    if include_top:
+        x = L.Flatten(name="flatten")(x)
+        if dropout > 0:
+            x = L.Dropout(dropout, name="dropout")(x)
+        x = L.Dense(num_classes, name="classifier")(x)
+        if classifier_activation:
+            x = L.Activation(classifier_activation, name="probabilities")(x)
+    return tf.keras.Model(inputs, x, name=name)
+
+
+def keras_macs(model: tf.keras.Model) -> int:
+    """Multiply-accumulates of a built Keras model's conv and dense layers (independent check)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, L.DepthwiseConv2D):
+            h, w, c = layer.output.shape[1:]
+            kh, kw = layer.kernel_size
+            total += h * w * c * kh * kw
+        elif isinstance(layer, L.Conv2D):
+            h, w, cout = layer.output.shape[1:]
+            kh, kw = layer.kernel_size
+            total += h * w * cout * kh * kw * layer.input.shape[-1] // layer.groups
+        elif isinstance(layer, L.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return total

@@ -1,0 +1,1 @@
+"""Latency-constrained search over spec spaces: engine, strategies, Optuna storage, report."""

@@ -1,0 +1,11 @@
+"""Weight-sharing supernet (Once-for-All): one network trained once, every sub-network inherits it.
+
+``subnet`` (pure Python): a space read as elastic dimensions, and ``Subnet``, one point of it.
+``ops``, ``block``, ``network``: the Keras supernet — ``Supernet.set_active``, ``Supernet.extract``.
+``data``, ``train``, ``checkpoint``: progressive shrinking under a ``tf.distribute`` strategy,
+resumable. ``evaluate``: batch-norm recalibration and held-out top-1 of one sub-network.
+Importing this package does not import TensorFlow; the modules that build or train do.
+"""
+from edgetailor.supernet.subnet import ElasticSpace, Subnet
+
+__all__ = ["ElasticSpace", "Subnet"]

@@ -1,0 +1,113 @@
+"""A supernet checkpoint folder: TensorFlow weights plus ``state.json``, the one file that commits them.
+
+Each save writes ``weights-<n>.*`` (``tf.train.Checkpoint``: the network and the phase's
+optimizer), then replaces ``state.json`` atomically (``edgetailor._io``) to point at them, then
+removes older weights. A save cut short leaves ``state.json`` pointing at the previous, complete
+weights, so a resume loses at most the epoch in progress. ``state.json`` also names the space
+(with a fingerprint of its definition), the classes and the phase and epoch done, so weights are
+never loaded into a network of another space or for other classes.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import tensorflow as tf
+
+from edgetailor._io import write_json
+from edgetailor.arch import spaces
+from edgetailor.errors import SupernetError
+from edgetailor.supernet.network import Supernet
+from edgetailor.supernet.subnet import ElasticSpace
+
+STATE = "state.json"
+FORMAT = "edgetailor-supernet/1"
+
+
+@dataclass(frozen=True)
+class State:
+    """What a checkpoint folder holds; ``phase``/``epochs_done``: progressive shrinking's progress."""
+
+    space: str
+    fingerprint: str
+    classes: tuple[str, ...]
+    dataset: str
+    resolutions: tuple[int, ...]
+    phase: int = -1                # index of the phase last trained (-1: none yet)
+    phase_name: str = ""
+    epochs_done: int = 0           # epochs of that phase done
+    weights: str = ""              # checkpoint prefix inside the folder
+    history: tuple[dict, ...] = field(default_factory=tuple)  # one entry per epoch trained
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, **asdict(self)}
+
+
+def read_state(folder: Path) -> State | None:
+    """The folder's state, None when it holds none; a damaged one is an error."""
+    path = Path(folder) / STATE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if data.pop("format") != FORMAT:
+            raise ValueError("unknown format")
+        state = State(**data)
+        return replace(state, classes=tuple(state.classes), resolutions=tuple(state.resolutions),
+                       history=tuple(state.history))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise SupernetError(f"{path} is not a supernet checkpoint state ({exc}); remove the folder "
+                            "or pick another --out") from None
+
+
+def check_fits(state: State, elastic: ElasticSpace, classes: tuple[str, ...] | None, folder: Path) -> None:
+    """Refuse weights trained for another space (or another definition of it) or other classes."""
+    if (state.space, state.fingerprint) != (elastic.name, elastic.fingerprint()):
+        raise SupernetError(f"checkpoint {folder} holds a supernet of space {state.space!r} "
+                            f"(fingerprint {state.fingerprint}), not of {elastic.name!r} "
+                            f"(fingerprint {elastic.fingerprint()})")
+    if classes is not None and tuple(classes) != state.classes:
+        raise SupernetError(f"checkpoint {folder} was trained on classes {list(state.classes)}, "
+                            f"the dataset has {list(classes)}")
+
+
+def save(folder: Path, net: Supernet, optimizer, state: State) -> State:
+    """Write the weights, then commit them in ``state.json``; returns the state written."""
+    folder = Path(folder)
+    previous = read_state(folder)
+    number = int(previous.weights.rpartition("-")[2]) + 1 if previous and previous.weights else 1
+    prefix = f"weights-{number}"
+    tf.train.Checkpoint(net=net, optimizer=optimizer).write(str(folder / prefix))
+    state = replace(state, weights=prefix)
+    write_json(folder / STATE, state.to_json())
+    for old in folder.glob("weights-*"):
+        if not old.name.startswith(prefix + "."):  # older weights, or a write cut short
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    return state
+
+
+def restore(folder: Path, state: State, net: Supernet, optimizer=None) -> None:
+    """Load ``state``'s weights into ``net`` (and ``optimizer``, built, when resuming a phase)."""
+    objects = {"net": net, **({"optimizer": optimizer} if optimizer is not None else {})}
+    try:
+        status = tf.train.Checkpoint(**objects).read(str(Path(folder) / state.weights))
+        status.assert_existing_objects_matched().expect_partial()
+    except (tf.errors.OpError, ValueError, AssertionError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SupernetError(f"checkpoint {folder} is damaged or half written ({first}); remove it "
+                            "and train again") from None
+
+
+def load(folder: str | Path, space=None) -> tuple[Supernet, State]:
+    """The trained supernet in ``folder`` (its space from the state unless ``space`` is given)."""
+    folder = Path(folder)
+    state = read_state(folder)
+    if state is None or not state.weights:
+        raise SupernetError(f"{folder} holds no supernet checkpoint ({STATE} missing)")
+    elastic = ElasticSpace.of(space if space is not None else spaces.get(state.space))
+    check_fits(state, elastic, None, folder)
+    net = Supernet(elastic, len(state.classes))
+    restore(folder, state, net)
+    return net, state

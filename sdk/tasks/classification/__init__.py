@@ -1,0 +1,1 @@
+"""Classification: proxy training of a backbone on a classes-folder dataset."""

@@ -1,0 +1,1 @@
+"""Detection: SSDLite head, anchors, box coder, COCO evaluation, training, export."""

@@ -1,0 +1,1 @@
+"""Segmentation: LR-ASPP head, training, export."""

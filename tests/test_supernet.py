@@ -1,0 +1,294 @@
+"""The weight-sharing supernet: space reading, extraction parity, progressive shrinking, resume, bad input.
+
+Training tests use a small copy of the ``ofa_mbv3`` space (its first two stages, same choices, a
+quarter of the channels) at 32-40 px; parity is checked on the real space.
+"""
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgetailor.arch import spaces
+from edgetailor.data import shapes
+from edgetailor.errors import DatasetError, OutputError, SupernetError
+from edgetailor.supernet.subnet import ElasticSpace, Subnet
+
+OFA = spaces.get("ofa_mbv3")
+
+
+def tiny_space(name: str = "ofa_tiny", divide: int = 4):
+    """``ofa_mbv3``'s first two stages (one with squeeze-excite), every width divided by ``divide``;
+    kernels, expands and depths kept."""
+    stages = tuple(dataclasses.replace(s, channels=max(8, s.channels // divide)) for s in OFA.stages[:2])
+    return dataclasses.replace(OFA, name=name, stages=stages, stem="conv_k3_s2_c8_hs,ir_k3_e1_c8_re",
+                               head=f"conv_k1_c{1152 // divide}_hs,pool,fc_c{1536 // divide}_hs",
+                               resolutions=(32, 40))
+
+
+TINY = tiny_space()
+
+
+def fast(**changes):
+    from edgetailor.supernet.train import TrainOptions
+
+    return TrainOptions(**{"epochs": 1, "resolutions": (32, 40), "batch_size": 8, "images": 16,
+                           "random_subnets": 1, **changes})
+
+
+# --- the space, pure Python ----------------------------------------------------------------------
+
+def test_ofa_mbv3_reads_as_once_for_all_elastic_dimensions():
+    elastic = ElasticSpace.of(OFA)
+    assert [s.channels for s in elastic.stages] == [32, 48, 96, 136, 192]  # OFA w1.2
+    assert all((s.kernels, s.expands, s.depths) == ((3, 5, 7), (3.0, 4.0, 6.0), (2, 3, 4))
+               for s in elastic.stages)
+    assert elastic.slots == 20
+    assert elastic.largest().describe().startswith("r224 d4,4,4,4,4 k7,7")
+
+
+def test_subnets_round_trip_through_the_space_choice_vectors():
+    elastic = ElasticSpace.of(OFA)
+    for choice in OFA.sample(np.random.default_rng(0), 25):
+        subnet = elastic.from_choice(choice)
+        assert elastic.to_choice(subnet) == list(choice)
+        assert elastic.spec(subnet) == OFA.decode(choice)
+
+
+@pytest.mark.parametrize("name", ["mnasnet", "proxyless", "fbnet"])
+def test_spaces_not_shaped_like_once_for_all_are_refused(name):
+    with pytest.raises(SupernetError, match="stage 1"):
+        ElasticSpace.of(spaces.get(name))
+
+
+@pytest.mark.parametrize("subnet, message", [
+    (Subnet(160, (2, 2, 2, 2, 5), (3,) * 20, (3,) * 20), "depth 5"),
+    (Subnet(160, (2,) * 5, (9,) * 20, (3,) * 20), "kernel"),
+    (Subnet(164, (2,) * 5, (3,) * 20, (3,) * 20), "multiple of 8"),
+    (Subnet(160, (2,) * 4, (3,) * 20, (3,) * 20), "needs 5 depths"),
+])
+def test_a_subnet_outside_the_space_is_refused(subnet, message):
+    with pytest.raises(SupernetError, match=message):
+        ElasticSpace.of(OFA).check(subnet)
+
+
+# --- the Keras supernet on the real space ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ofa_net():
+    """The ofa_mbv3 supernet with random batch-norm statistics and kernel transforms, so that
+    parity checks more than identities."""
+    import tensorflow as tf
+
+    from edgetailor.supernet.network import Supernet
+
+    tf.keras.utils.set_random_seed(0)
+    net = Supernet(OFA, num_classes=5)
+    rng = np.random.default_rng(0)
+    for variable in net.variables:
+        shape, name = variable.shape, variable.name
+        if "moving_variance" in name or "bn_gamma" in name:
+            variable.assign(rng.uniform(0.5, 1.5, shape))
+        elif "moving_mean" in name or "bn_beta" in name:
+            variable.assign(rng.normal(0, 0.1, shape))
+        elif "transform" in name:
+            variable.assign(np.eye(shape[0]) + rng.normal(0, 0.05, shape))
+    return net
+
+
+def test_extracted_models_match_the_active_supernet(ofa_net):
+    import tensorflow as tf
+
+    elastic, rng = ofa_net.elastic, np.random.default_rng(1)
+    subnets = [elastic.largest(64), elastic.smallest(96)] + [elastic.sample(rng, r) for r in (64, 96) for _ in range(2)]
+    graph = tf.function(lambda x, code: ofa_net(x, training=False, subnet=code))
+    for subnet in subnets:
+        x = rng.uniform(-1, 1, (2, subnet.resolution, subnet.resolution, 3)).astype(np.float32)
+        ofa_net.set_active(subnet)
+        expected = ofa_net(x, training=False).numpy()
+        spec, model = ofa_net.extract(subnet, classifier_activation=None)
+        assert spec == OFA.decode(ElasticSpace.of(OFA).to_choice(subnet, 0)).replace(resolution=subnet.resolution)
+        np.testing.assert_allclose(model(x, training=False).numpy(), expected, atol=1e-5, rtol=0,
+                                   err_msg=subnet.describe())
+        # the traced graph with the choices as tensors (how training runs) computes the same
+        np.testing.assert_allclose(graph(x, ofa_net.encode(subnet).tensors()).numpy(), expected,
+                                   atol=1e-5, rtol=0, err_msg=subnet.describe())
+
+
+def test_sorting_channels_keeps_the_largest_network_and_puts_important_channels_first(ofa_net):
+    import tensorflow as tf
+
+    largest = ofa_net.elastic.largest(64)
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    before = ofa_net(x, subnet=ofa_net.encode(largest)).numpy()
+    ofa_net.sort_channels(0)
+    np.testing.assert_allclose(ofa_net(x, subnet=ofa_net.encode(largest)).numpy(), before, atol=1e-5, rtol=0)
+    project = ofa_net.stages[2][1].layers_by_step["project"].kernel
+    importance = tf.reduce_sum(tf.abs(project), axis=[0, 1, 3]).numpy()
+    assert np.all(np.diff(importance) <= 0)
+
+
+# --- training, checkpoints, evaluation (narrow space, 32-40 px) ----------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One run of every phase on a classes folder (the folder pipeline), progress recorded."""
+    from edgetailor.supernet.train import train
+
+    root = tmp_path_factory.mktemp("supernet")
+    shapes.write_folder(root / "data", 30, size=48, seed=3)
+    events = []
+    result = train(TINY, root / "data", root / "ckpt", fast(), progress=events.append)
+    return root / "ckpt", result, events
+
+
+def test_progressive_shrinking_runs_every_phase_and_checkpoints(trained):
+    from edgetailor.supernet.checkpoint import load
+    from edgetailor.supernet.train import PHASES
+
+    folder, result, events = trained
+    assert [h["phase"] for h in result.state.history] == [p.name for p in PHASES]
+    assert (result.state.phase, result.state.epochs_done) == (len(PHASES) - 1, 1)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "state.json", "weights-6.data-00000-of-00001", "weights-6.index"]
+    assert [e.phase for e in events if e.step == 0] == [p.name for p in PHASES]
+    assert all(np.isfinite(e.loss) for e in events)
+    net, state = load(folder, space=TINY)
+    assert state == result.state
+    for mine, theirs in zip(net.variables, result.net.variables):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_a_subnet_is_scored_after_batch_norm_recalibration(trained):
+    from edgetailor.supernet.evaluate import evaluate
+
+    _, result, _ = trained
+    scored = evaluate(result.net, result.net.elastic.smallest(32), result.source)
+    assert 0 <= scored.top1 <= 100
+    assert (scored.val_images, scored.calibration_images) == (len(result.source.val_labels),
+                                                              len(result.source.train_labels))
+
+
+def test_an_interrupted_run_resumes_after_its_last_checkpoint(tmp_path):
+    from edgetailor.supernet.checkpoint import read_state
+    from edgetailor.supernet.train import train
+
+    def stop_at(phase, epoch):
+        def progress(event):
+            seen.append((event.phase, event.epoch, event.step))
+            if (event.phase, event.epoch) == (phase, epoch):
+                raise KeyboardInterrupt  # Ctrl-C
+        return progress
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, "shapes", tmp_path / "ckpt", fast(epochs=2), progress=stop_at("kernel", 1))
+    state = read_state(tmp_path / "ckpt")
+    assert (state.phase_name, state.epochs_done) == ("kernel", 1)
+    seen.clear()
+    with pytest.raises(KeyboardInterrupt):  # resumes inside the phase (optimizer restored too)
+        train(TINY, "shapes", tmp_path / "ckpt", fast(epochs=2), progress=stop_at("depth_1", 0))
+    assert seen[0] == ("kernel", 1, 0)
+    state = read_state(tmp_path / "ckpt")
+    assert (state.phase_name, state.epochs_done) == ("kernel", 2)
+    assert [(h["phase"], h["epoch"]) for h in state.history] == [
+        ("largest", 1), ("largest", 2), ("kernel", 1), ("kernel", 2)]
+
+
+def test_a_checkpoint_of_another_space_is_refused(trained):
+    from edgetailor.supernet.checkpoint import load
+    from edgetailor.supernet.train import train
+
+    folder, _, _ = trained
+    other = tiny_space("ofa_tiny", divide=8)  # same name, other widths: the fingerprint tells
+    with pytest.raises(SupernetError, match="fingerprint"):
+        load(folder, space=other)
+    with pytest.raises(SupernetError, match="not of 'ofa_tiny'"):
+        train(other, "shapes", folder, fast())
+
+
+def test_a_damaged_or_half_written_checkpoint_is_a_one_line_error(trained, tmp_path):
+    from edgetailor.supernet.checkpoint import load
+
+    folder, _, _ = trained
+    for damage in ("truncate", "missing", "state"):
+        copy = tmp_path / damage
+        shutil.copytree(folder, copy)
+        if damage == "truncate":  # killed while the weights were written
+            data = copy / "weights-6.data-00000-of-00001"
+            data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+        elif damage == "missing":
+            for path in copy.glob("weights-6.*"):
+                path.unlink()
+        else:
+            (copy / "state.json").write_text('{"format": "edgetailor-supernet/1", "space": ')
+        with pytest.raises(SupernetError) as caught:
+            load(copy, space=TINY)
+        assert "\n" not in str(caught.value)
+
+
+def test_a_one_class_dataset_and_a_foreign_output_folder_are_refused(tmp_path):
+    from edgetailor.supernet.train import train
+
+    shapes.write_folder(tmp_path / "data", 8, size=32, classes=("circle", "ring"))
+    shutil.rmtree(tmp_path / "data" / "ring")
+    with pytest.raises(DatasetError, match="single class"):
+        train(TINY, tmp_path / "data", tmp_path / "ckpt", fast())
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError):
+        train(TINY, "shapes", tmp_path / "busy", fast())
+
+
+def test_training_runs_under_a_mirrored_strategy_over_two_cpu_devices(tmp_path):
+    code = textwrap.dedent(f"""
+        import json, sys
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_supernet import TINY, fast
+        from edgetailor.supernet.train import train
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        result = train(TINY, "shapes", {str(tmp_path / "ckpt")!r}, fast(), strategy=strategy)
+        print(json.dumps({{"replicas": strategy.num_replicas_in_sync,
+                          "losses": [h["loss"] for h in result.state.history]}}))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert len(report["losses"]) == 6 and all(np.isfinite(report["losses"]))
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+def test_cli_refuses_a_space_that_is_not_elastic(tmp_path):
+    from edgetailor.cli.main import main
+
+    result = CliRunner().invoke(main, ["supernet", "train", "--space", "mnasnet", "--dataset", "shapes",
+                                       "--out", str(tmp_path / "ckpt")])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("Error:") and "shared ops" in result.output
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.slow
+def test_cli_trains_the_ofa_supernet_and_scores_two_subnets(tmp_path):
+    from edgetailor.cli.main import main
+
+    args = ["supernet", "train", "--dataset", "shapes", "--out", str(tmp_path / "ckpt"), "--epochs", "1",
+            "--resolution", "32", "--batch-size", "8", "--images", "8", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["space"] == "ofa_mbv3" and summary["phase"] == "expand_2"
+    assert [row["name"] for row in summary["subnets"]] == ["largest", "smallest"]
+    rerun = CliRunner().invoke(main, args)  # everything done: resumes, trains nothing
+    assert rerun.exit_code == 0 and json.loads(rerun.stdout)["seconds_by_phase"] == {}
