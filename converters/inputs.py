@@ -27,7 +27,18 @@ def load_keras(path: str | Path) -> tf.keras.Model:
     try:
         return tf.keras.models.load_model(path, compile=False)
     except Exception as exc:  # zip, h5py and Keras config errors all mean "not a model we can read"
-        raise ConversionError(f"cannot load Keras model {path}: {first_line(exc)}") from None
+        raise ConversionError(f"cannot load Keras model {path}: {first_line(exc)}{_hint(exc)}") from None
+
+
+def _hint(exc: Exception) -> str:
+    """Why an unknown custom layer fails. Keras 2.15 finds a custom layer class only once the
+    module that registers it has been imported (it never imports the module named in the file),
+    and then calls the bare class name: "'str' object is not callable"."""
+    text = str(exc)
+    if "Unknown layer" in text or (isinstance(exc, TypeError) and "object is not callable" in text):
+        return ("; it holds a custom layer nothing imported here registers (edgetailor's own are "
+                "registered; import the module that defines any other before loading)")
+    return ""
 
 
 def normalization_of(model: tf.keras.Model) -> Normalization:

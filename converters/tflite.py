@@ -134,10 +134,13 @@ def describe(model: bytes) -> dict:
     if len(model) < 8 or model[4:8] != b"TFL3":
         raise ConversionError("not a TFLite flatbuffer (no TFL3 identifier)")
     try:
+        # Read every table and vector first (50 ms for 14 MB): the interpreter does not verify
+        # its buffer and crashes the process (segmentation fault) on a cut-off file.
+        schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
         metadata = read_metadata(model)
         details = tensor_details(model)
         ops = op_counts(model)
-    except (struct.error, ValueError, IndexError, RuntimeError) as exc:  # reads past a cut-off end
+    except (struct.error, ValueError, IndexError, OverflowError) as exc:  # a read past the end
         raise ConversionError(f"not a complete TFLite flatbuffer ({len(model):,} bytes; truncated "
                               f"or corrupt): {first_line(exc)}") from None
     summary = None

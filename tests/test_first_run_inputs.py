@@ -20,7 +20,7 @@ from edgetailor.errors import DatasetError, ProfileError, SpecError
 from edgetailor.latency import profiles
 
 DET = Path(__file__).parent / "fixtures" / "det"
-# a million-channel convolution: 600 G parameters (the out-of-memory build)
+# million-channel convolutions: 12 T parameters (the build ran out of memory)
 HUGE = "res224 | conv_k3_s2_c32_re | ir_k3_e6_c1000000_re,ir_k3_e6_c1000000_re | head:pool"
 
 
@@ -65,9 +65,9 @@ def test_nan_and_inf_options_are_refused_before_any_work(tmp_path, args):
 def test_a_nan_width_that_reaches_the_library_is_a_spec_error(tmp_path):
     with pytest.raises(SpecError, match="must be finite and positive"):
         zoo.resolve("mobilenet_v2", width=math.nan)
-    # `build` reads --width with click's own FloatRange, which lets nan through to the library
-    assert_one_line_error(invoke("build", "mobilenet_v2", "--width", "nan", "--out", tmp_path / "m.keras"),
-                          "must be finite and positive")
+    # the CLI refuses it before the library sees it (a usage error, exit 2)
+    result = invoke("build", "mobilenet_v2", "--width", "nan", "--out", tmp_path / "m.keras")
+    assert result.exit_code == 2 and "not a finite number" in result.output and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -88,7 +88,7 @@ def test_a_folder_as_the_device_is_one_line():
 # 2. Non-finite numbers in a device profile
 
 def _pixel1() -> dict:
-    return json.loads((resources.files("edgetailor.device_profiles") / "pixel1-tflite-fp32-1big.json").read_text())
+    return json.loads((resources.files("edgetailor.device_profiles") / "pixel1.json").read_text())
 
 
 @pytest.mark.parametrize("edit, needle", [
@@ -140,7 +140,7 @@ def test_a_million_channel_build_is_refused_before_keras_allocates(tmp_path):
 
     params, _ = layers.count(zoo.resolve(HUGE).spec)
     assert params > 100 * layers.MAX_PARAMS
-    with pytest.raises(SpecError, match=r"600,\d{3},\d{3} M parameters, more than the 500 M"):
+    with pytest.raises(SpecError, match=r"cannot build edgetailor: [\d,]+ M parameters, more than the 500 M"):
         network.build(zoo.resolve(HUGE).spec)
     assert_one_line_error(invoke("build", HUGE, "--out", tmp_path / "m.keras"), "more than the 500 M")
     assert list(tmp_path.iterdir()) == []
@@ -149,7 +149,8 @@ def test_a_million_channel_build_is_refused_before_keras_allocates(tmp_path):
 def test_describe_warns_about_an_absurd_size_and_still_describes():
     result = invoke("describe", HUGE)
     assert result.exit_code == 0, result.output
-    assert result.stderr.startswith("warning: 600,") and "build, convert and specialize refuse it" in result.stderr
+    assert re.match(r"warning: [\d,]+ M parameters, more than the 500 M", result.stderr)
+    assert result.stderr.strip().endswith("build, convert and specialize refuse it")
     assert "stage1.1" in result.stdout
     assert invoke("describe", "efficientnet_b7").stderr == ""  # the zoo's largest: 66 M
 
@@ -212,27 +213,47 @@ def test_malformed_coco_values_are_named(tmp_path, edit, needle):
         folders.load_coco_folder(root, size=64)
 
 
-# 8. A saved .keras file loads with plain Keras
+# 8. A saved .keras file loads with plain Keras once edgetailor's layers module is imported
 
 def test_a_built_model_loads_in_a_fresh_process(tmp_path):
     out = tmp_path / "m.keras"
     result = invoke("build", "mobilenet_v3_small_075", "--resolution", "32", "--num-classes", "3", "--out", out)
     assert result.exit_code == 0, result.output
-    code = ("import sys, tensorflow as tf; m = tf.keras.models.load_model(sys.argv[1]); "
+    # what the README says: Keras 2.15 finds registered layers only once their module is imported
+    code = ("import sys, tensorflow as tf, edgetailor.builder.keras_layers; "
+            "m = tf.keras.models.load_model(sys.argv[1]); "
             "print(sorted({type(l).__module__ for l in m.layers if type(l).__name__ == 'HardSwish'}))")
     done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "['edgetailor.builder.keras_layers']"
 
 
+def test_load_keras_names_an_unregistered_custom_layer(tmp_path):
+    import tensorflow as tf
+
+    from edgetailor.errors import ConversionError
+    from edgetailor.converters.inputs import load_keras
+
+    class Doubler(tf.keras.layers.Layer):  # not registered: what another project's layer looks like
+        def call(self, inputs):
+            return inputs * 2.0
+
+    inputs = tf.keras.Input((4,))
+    path = tmp_path / "custom.keras"
+    tf.keras.Model(inputs, Doubler()(inputs)).save(path)
+    with pytest.raises(ConversionError, match="holds a custom layer nothing imported here registers") as info:
+        load_keras(path)
+    assert "\n" not in str(info.value)
+
+
 # 9. Help, suggestions, binary captures, package bundles
 
 @pytest.mark.parametrize("command, example", [
-    ([], "  edgetailor latency mobilenet_v2 --device pixel1 --width 0.75"),
-    (["specialize"], "  edgetailor specialize --device pixel1 --budget-ms 40 --out out/pixel1_40ms"),
-    (["search"], "  edgetailor search --space mnasnet --device pixel1 --budget-ms 40 --trials 20 --out out/search"),
-    (["package"], "  edgetailor package m.keras --arch mobilenet_v2_100 --device pixel1 --labels labels.txt \\"),
-    (["convert"], "  edgetailor convert m.keras --labels labels.txt --out m.tflite"),
+    ([], "    edgetailor latency mobilenet_v2 --device pixel1 --width 0.75"),
+    (["specialize"], "    edgetailor specialize --device pixel1 --budget-ms 40 --out out/pixel1_40ms"),
+    (["search"], "    edgetailor search --space mnasnet --device pixel1 --budget-ms 40 --trials 20 --out out/search"),
+    (["package"], "        --budget-ms 40 --out out/app"),
+    (["convert"], "    edgetailor convert m.keras --labels labels.txt --out m.tflite"),
 ], ids=["main", "specialize", "search", "package", "convert"])
 def test_help_shows_examples_one_per_line(command, example):
     result = invoke(*command, "--help")
@@ -265,7 +286,7 @@ def test_inspect_of_a_bundle_without_budget_or_accuracy_uses_words(tmp_path):
     (tmp_path / "labels.txt").write_text("a\nb\n")
     manifest = Manifest(task="classification", model_name="tiny", arch=None, weights="saved model",
                         profile=profiles.load("iphone_x"), latency=LatencyReport(None, None, None),
-                        accuracy=published_accuracy(None, False), input={"shape": [1, 32, 32, 3]},
+                        accuracy=published_accuracy(None, False), input={"shape": [1, 32, 32, 3], "normalization": {"mean": [127.5] * 3, "std": [127.5] * 3}},
                         labels=["a", "b"], files={"labels.txt": file_entry(tmp_path / "labels.txt")})
     (tmp_path / "manifest.json").write_text(json.dumps(manifest.to_dict()))
     result = invoke("inspect", tmp_path)

@@ -64,7 +64,7 @@ def raising(exc):
 @pytest.fixture
 def failing_fs(monkeypatch):
     """``failing_fs(folder, code)``: ``os.mkdir`` and a writing ``os.open`` under ``folder`` fail
-    with ``code`` (EROFS: a read-only mount; ENOSPC: a full disk), as the kernel would."""
+    with ``code`` (EROFS: a read-only mount, EACCES: no permission), as the kernel would."""
     real_mkdir, real_open = os.mkdir, os.open
     blocked: dict[str, int] = {}
 
@@ -432,6 +432,7 @@ def test_the_report_written_last_holds_the_whole_study(tmp_path):
     late.close()
 
 
+@pytest.mark.slow  # two worker processes
 def test_two_searches_started_together_on_a_new_out_both_report_the_whole_study(tmp_path):
     # both create the SQLite tables at once (SQLite: "table ... already exists", retried) and
     # both write the report; the one written last holds every trial

@@ -80,17 +80,9 @@ def test_a_subnet_outside_the_space_is_refused(subnet, message):
 
 # --- the Keras supernet on the real space ----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ofa_net():
-    """The ofa_mbv3 supernet with random batch-norm statistics and kernel transforms, so that
-    parity checks more than identities."""
-    import tensorflow as tf
-
-    from edgetailor.supernet.network import Supernet
-
-    tf.keras.utils.set_random_seed(0)
-    net = Supernet(OFA, num_classes=5)
-    rng = np.random.default_rng(0)
+def _randomised(net, seed: int = 0):
+    """Random batch-norm statistics and kernel transforms, so that parity checks more than identities."""
+    rng = np.random.default_rng(seed)
     for variable in net.variables:
         shape, name = variable.shape, variable.name
         if "moving_variance" in name or "bn_gamma" in name:
@@ -102,34 +94,71 @@ def ofa_net():
     return net
 
 
-def test_extracted_models_match_the_active_supernet(ofa_net):
+@pytest.fixture(scope="module")
+def tiny_net():
     import tensorflow as tf
 
-    elastic, rng = ofa_net.elastic, np.random.default_rng(1)
-    subnets = [elastic.largest(64), elastic.smallest(96)] + [elastic.sample(rng, r) for r in (64, 96) for _ in range(2)]
-    graph = tf.function(lambda x, code: ofa_net(x, training=False, subnet=code))
+    from edgetailor.supernet.network import Supernet
+
+    tf.random.set_seed(0)
+    return _randomised(Supernet(TINY, num_classes=3))
+
+
+def _check_parity(net, subnets, traced=None):
+    """Active supernet == extracted builder model, or == the traced graph fed tensors; logits."""
+    rng = np.random.default_rng(1)
     for subnet in subnets:
         x = rng.uniform(-1, 1, (2, subnet.resolution, subnet.resolution, 3)).astype(np.float32)
-        ofa_net.set_active(subnet)
-        expected = ofa_net(x, training=False).numpy()
-        spec, model = ofa_net.extract(subnet, classifier_activation=None)
-        assert spec == OFA.decode(ElasticSpace.of(OFA).to_choice(subnet, 0)).replace(resolution=subnet.resolution)
-        np.testing.assert_allclose(model(x, training=False).numpy(), expected, atol=1e-5, rtol=0,
-                                   err_msg=subnet.describe())
-        # the traced graph with the choices as tensors (how training runs) computes the same
-        np.testing.assert_allclose(graph(x, ofa_net.encode(subnet).tensors()).numpy(), expected,
-                                   atol=1e-5, rtol=0, err_msg=subnet.describe())
+        net.set_active(subnet)
+        expected = net(x, training=False).numpy()
+        if traced is not None:
+            actual = traced(x, net.encode(subnet).tensors()).numpy()
+        else:
+            spec, model = net.extract(subnet, classifier_activation=None)
+            space = net.elastic.space
+            assert spec == space.decode(net.elastic.to_choice(subnet, 0)).replace(resolution=subnet.resolution)
+            actual = model(x, training=False).numpy()
+        np.testing.assert_allclose(actual, expected, atol=1e-5, rtol=0, err_msg=subnet.describe())
 
 
-def test_sorting_channels_keeps_the_largest_network_and_puts_important_channels_first(ofa_net):
+def test_extracted_models_match_the_active_supernet(tiny_net):
+    elastic, rng = tiny_net.elastic, np.random.default_rng(1)
+    _check_parity(tiny_net, [elastic.largest(32), elastic.smallest(40), elastic.sample(rng, 32),
+                             elastic.sample(rng, 40)])
+
+
+@pytest.mark.slow
+def test_extracted_models_match_the_active_ofa_mbv3_supernet():
     import tensorflow as tf
 
-    largest = ofa_net.elastic.largest(64)
-    x = np.random.default_rng(2).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
-    before = ofa_net(x, subnet=ofa_net.encode(largest)).numpy()
-    ofa_net.sort_channels(0)
-    np.testing.assert_allclose(ofa_net(x, subnet=ofa_net.encode(largest)).numpy(), before, atol=1e-5, rtol=0)
-    project = ofa_net.stages[2][1].layers_by_step["project"].kernel
+    from edgetailor.supernet.network import Supernet
+
+    tf.random.set_seed(0)
+    net = _randomised(Supernet(OFA, num_classes=5))
+    elastic, rng = net.elastic, np.random.default_rng(2)
+    _check_parity(net, [elastic.largest(64), elastic.smallest(96)]
+                  + [elastic.sample(rng, r) for r in (64, 96) for _ in range(3)])
+
+
+def test_the_traced_supernet_fed_tensors_computes_the_same_subnets(tiny_net):
+    """How training runs: one graph, the choices as tensors (dynamic widths, padded kernels, conds)."""
+    import tensorflow as tf
+
+    traced = tf.function(lambda x, code: tiny_net(x, training=False, subnet=code))
+    elastic, rng = tiny_net.elastic, np.random.default_rng(5)
+    _check_parity(tiny_net, [elastic.largest(40), elastic.smallest(40), elastic.sample(rng, 40),
+                             elastic.sample(rng, 40)], traced)
+
+
+def test_sorting_channels_keeps_the_largest_network_and_puts_important_channels_first(tiny_net):
+    import tensorflow as tf
+
+    largest = tiny_net.elastic.largest(40)
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 40, 40, 3)).astype(np.float32)
+    before = tiny_net(x, subnet=tiny_net.encode(largest)).numpy()
+    tiny_net.sort_channels(0)
+    np.testing.assert_allclose(tiny_net(x, subnet=tiny_net.encode(largest)).numpy(), before, atol=1e-5, rtol=0)
+    project = tiny_net.stages[1][1].layers_by_step["project"].kernel  # a block with squeeze-excite
     importance = tf.reduce_sum(tf.abs(project), axis=[0, 1, 3]).numpy()
     assert np.all(np.diff(importance) <= 0)
 
@@ -142,9 +171,9 @@ def trained(tmp_path_factory):
     from edgetailor.supernet.train import train
 
     root = tmp_path_factory.mktemp("supernet")
-    shapes.write_folder(root / "data", 30, size=48, seed=3)
+    shapes.write_folder(root / "data", 12, size=48, seed=3)  # 6 training images: one batch of 4
     events = []
-    result = train(TINY, root / "data", root / "ckpt", fast(), progress=events.append)
+    result = train(TINY, root / "data", root / "ckpt", fast(batch_size=4), progress=events.append)
     return root / "ckpt", result, events
 
 
@@ -188,12 +217,12 @@ def test_an_interrupted_run_resumes_after_its_last_checkpoint(tmp_path):
 
     seen = []
     with pytest.raises(KeyboardInterrupt):
-        train(TINY, "shapes", tmp_path / "ckpt", fast(epochs=2), progress=stop_at("kernel", 1))
+        train(TINY, "shapes", tmp_path / "ckpt", fast(epochs=2, images=8), progress=stop_at("kernel", 1))
     state = read_state(tmp_path / "ckpt")
     assert (state.phase_name, state.epochs_done) == ("kernel", 1)
     seen.clear()
     with pytest.raises(KeyboardInterrupt):  # resumes inside the phase (optimizer restored too)
-        train(TINY, "shapes", tmp_path / "ckpt", fast(epochs=2), progress=stop_at("depth_1", 0))
+        train(TINY, "shapes", tmp_path / "ckpt", fast(epochs=2, images=8), progress=stop_at("depth_1", 0))
     assert seen[0] == ("kernel", 1, 0)
     state = read_state(tmp_path / "ckpt")
     assert (state.phase_name, state.epochs_done) == ("kernel", 2)
@@ -246,25 +275,31 @@ def test_a_one_class_dataset_and_a_foreign_output_folder_are_refused(tmp_path):
         train(TINY, "shapes", tmp_path / "busy", fast())
 
 
-def test_training_runs_under_a_mirrored_strategy_over_two_cpu_devices(tmp_path):
+@pytest.mark.parametrize("graph", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_training_resumes_under_a_mirrored_strategy_over_two_cpu_devices(trained, tmp_path, graph):
+    """The last phase's second epoch, on two logical CPUs: restore, sandwich, all-reduce, save."""
+    folder, _, _ = trained
+    shutil.copytree(folder, tmp_path / "ckpt")
     code = textwrap.dedent(f"""
         import json, sys
         import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
+        cpu = tf.config.list_physical_devices("CPU")[0]  # before TensorFlow initialises its devices
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_supernet import TINY, fast
         from edgetailor.supernet.train import train
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        result = train(TINY, "shapes", {str(tmp_path / "ckpt")!r}, fast(), strategy=strategy)
-        print(json.dumps({{"replicas": strategy.num_replicas_in_sync,
-                          "losses": [h["loss"] for h in result.state.history]}}))
+        result = train(TINY, {str(folder.parent / "data")!r}, {str(tmp_path / "ckpt")!r},
+                       fast(batch_size=4, epochs=2, graph={graph}), strategy=strategy)
+        print(json.dumps({{"replicas": strategy.num_replicas_in_sync, "trained": list(result.seconds),
+                          "last": result.state.history[-1]}}))
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
-    assert report["replicas"] == 2
-    assert len(report["losses"]) == 6 and all(np.isfinite(report["losses"]))
+    assert report["replicas"] == 2 and report["trained"] == ["expand_2"]
+    assert (report["last"]["phase"], report["last"]["epoch"]) == ("expand_2", 2)
+    assert np.isfinite(report["last"]["loss"])
 
 
 # --- the command line ----------------------------------------------------------------------------

@@ -2,6 +2,12 @@
 
 Each one lowers to plain TFLite builtins (ADD, RELU6, MUL, RESHAPE, TRANSPOSE, SPLIT/SLICE)
 and to Core ML ops; TFLite fuses ``x * relu6(x + 3) / 6`` into HARD_SWISH.
+
+They are registered as ``edgetailor>Name`` and a saved ``.keras`` file names this module, but
+Keras 2.15's ``load_model`` never imports a module named in a file: in a fresh process it finds
+the layers only once this module has been imported (``import edgetailor.builder.keras_layers``,
+as ``edgetailor.converters.inputs.load_keras`` does); before, it fails with "'str' object is not
+callable".
 """
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import tensorflow as tf
 _PACKAGE = "edgetailor"
 
 
-@tf.keras.utils.register_keras_serializable(_PACKAGE)
+@tf.keras.saving.register_keras_serializable(_PACKAGE)
 class HardSigmoid(tf.keras.layers.Layer):
     """relu6(x + 3) / 6, as in MobileNetV3 (not Keras 2's 0.2x + 0.5)."""
 
@@ -18,7 +24,7 @@ class HardSigmoid(tf.keras.layers.Layer):
         return tf.nn.relu6(inputs + 3.0) * (1.0 / 6.0)
 
 
-@tf.keras.utils.register_keras_serializable(_PACKAGE)
+@tf.keras.saving.register_keras_serializable(_PACKAGE)
 class HardSwish(tf.keras.layers.Layer):
     """x * relu6(x + 3) / 6."""
 
@@ -26,7 +32,7 @@ class HardSwish(tf.keras.layers.Layer):
         return inputs * (tf.nn.relu6(inputs + 3.0) * (1.0 / 6.0))
 
 
-@tf.keras.utils.register_keras_serializable(_PACKAGE)
+@tf.keras.saving.register_keras_serializable(_PACKAGE)
 class ChannelShuffle(tf.keras.layers.Layer):
     """ShuffleNet's channel shuffle over ``groups`` (NHWC)."""
 
@@ -44,7 +50,7 @@ class ChannelShuffle(tf.keras.layers.Layer):
         return {**super().get_config(), "groups": self.groups}
 
 
-@tf.keras.utils.register_keras_serializable(_PACKAGE)
+@tf.keras.saving.register_keras_serializable(_PACKAGE)
 class SplitChannels(tf.keras.layers.Layer):
     """Split the channel axis into ``parts`` equal tensors."""
 
@@ -59,7 +65,7 @@ class SplitChannels(tf.keras.layers.Layer):
         return {**super().get_config(), "parts": self.parts}
 
 
-@tf.keras.utils.register_keras_serializable(_PACKAGE)
+@tf.keras.saving.register_keras_serializable(_PACKAGE)
 class KeepChannels(tf.keras.layers.Layer):
     """The first ``channels`` channels (GhostNet trims its concatenation to the output width)."""
 

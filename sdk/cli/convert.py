@@ -65,12 +65,13 @@ def _load(model_arg: str, width: float | None, resolution: int | None, num_class
 
 
 def _check_out(out: Path, wanted_suffix: str | None = None) -> None:
+    """An artifact or bundle path must be new (or an empty folder) and writable; missing parent
+    folders are made when it is written."""
+    from edgetailor._io import check_output_folder
+
     if wanted_suffix and out.suffix != wanted_suffix:
         fail(f"--out must end in {wanted_suffix} (got {out.name})")
-    if out.exists() and (out.is_file() or any(out.iterdir())):
-        fail(f"output {out} already exists and is not empty")
-    if not out.parent.is_dir():
-        fail(f"output folder does not exist: {out.parent}")
+    check_output_folder(out)
 
 
 def _calibration(folder: Path | None, model, quantize: str):

@@ -379,14 +379,12 @@ def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, thre
 def profile_import(measurements: tuple[Path, ...], base: str, profile_name: str, out_path: Path,
                    as_json: bool) -> None:
     """Turn harness results (android-bench, iOS harness) into a device profile."""
+    from edgetailor import _io
     from edgetailor.profiling import ingest as importer
 
+    _io.check_output_file(out_path, replace=True)  # a rebuilt profile replaces the old one
     base_profile = load_profile(base)
     document = importer.profile_from_measurements(list(measurements), base_profile, profile_name)
-    from edgetailor import _io
-
-    if not out_path.parent.exists():
-        fail(f"output folder does not exist: {out_path.parent}")
     _io.write_json(out_path, document)
     if as_json:
         emit_json({"out": str(out_path), "name": document["name"], "error": document["error"],
@@ -401,9 +399,9 @@ def profile_import(measurements: tuple[Path, ...], base: str, profile_name: str,
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to save the model (.keras).")
 @click.option("--resolution", type=click.IntRange(16, 2048), help="Input size in pixels.")
-@click.option("--width", type=click.FloatRange(0.05, 4.0), help="Width multiplier.")
+@click.option("--width", type=FiniteFloatRange(0.05, 4.0), help="Width multiplier.")
 @click.option("--num-classes", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--dropout", type=click.FloatRange(0.0, 0.9), help="Dropout before the classifier.")
+@click.option("--dropout", type=FiniteFloatRange(0.0, 0.9), help="Dropout before the classifier.")
 @click.option("--keras-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A Keras Applications .h5 weights file to start from (no download).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

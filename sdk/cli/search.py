@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from edgetailor.arch import layers, scaling
-from edgetailor.cli.common import Command, emit_json, fail, load_profile, resolve_arch
+from edgetailor.cli.common import Command, FiniteFloatRange, emit_json, fail, load_profile, resolve_arch
 
 
 MIN_VALIDATION_IMAGES = 50  # below this, one image moves top-1 by more than 2 points
@@ -44,7 +44,7 @@ def _evaluator(accuracy: str, dataset: Path | None, epochs: int, resolution: int
 @click.option("--space", default="mnasnet", show_default=True,
               help="Search space: mnasnet, proxyless, fbnet or ofa_mbv3.")
 @click.option("--device", required=True, help="Profile name (see `edgetailor devices`) or file.")
-@click.option("--budget-ms", type=float, help="Latency budget on the device (ms).")
+@click.option("--budget-ms", type=FiniteFloatRange(), help="Latency budget on the device (ms).")
 @click.option("--strategy", default="nsga2", show_default=True, help="random, nsga2, tpe or rl.")
 @click.option("--objective", help="soft, hard or pareto [default: soft with --budget-ms, else pareto].")
 @click.option("--trials", type=click.IntRange(1, 100000), default=20, show_default=True,
@@ -59,7 +59,7 @@ def _evaluator(accuracy: str, dataset: Path | None, epochs: int, resolution: int
               help="Proxy training resolution (px); latency is predicted at the space's own.")
 @click.option("--images", type=click.IntRange(8, 10 ** 7), default=2000, show_default=True,
               help="Proxy training images (validation: a quarter as many).")
-@click.option("--proxy-width", type=click.FloatRange(0.05, 4.0), default=1.0, show_default=True,
+@click.option("--proxy-width", type=FiniteFloatRange(0.05, 4.0), default=1.0, show_default=True,
               help="Width multiplier applied to candidates while proxy training.")
 @click.option("--storage", help="Optuna RDB URL shared by workers [default: sqlite:///OUT/study.db].")
 @click.option("--study", "study_name", default="search", show_default=True, help="Study name in the storage.")

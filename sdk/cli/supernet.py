@@ -31,12 +31,12 @@ class _PhaseBars:
         if event.phase != self.phase:
             self.close()
             self.phase = event.phase
-            self.bar = click.progressbar(length=event.epochs * event.steps, file=sys.stderr,
-                                         label=f"phase {event.phase_index + 1}/{event.phases} {event.phase}")
+            self.bar = click.progressbar(
+                length=event.epochs * event.steps, file=sys.stderr,
+                label=f"phase {event.phase_index + 1}/{event.phases} {event.phase}",
+                item_show_func=lambda e: e and f"epoch {e.epoch + 1}/{e.epochs} loss {e.loss:.3f}")
             self.bar.__enter__()
-        self.bar.label = (f"phase {event.phase_index + 1}/{event.phases} {event.phase} "
-                          f"epoch {event.epoch + 1}/{event.epochs} loss {event.loss:.3f}")
-        self.bar.update(event.epoch * event.steps + event.step + 1 - self.bar.pos)
+        self.bar.update(event.epoch * event.steps + event.step + 1 - self.bar.pos, event)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -55,10 +55,11 @@ class _PhaseBars:
 @click.option("--resolution", "resolutions", type=click.IntRange(32, 224), multiple=True,
               help="Training resolution in px, a multiple of 8; repeat for several "
                    "[default: the space's resolutions].")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="Images per step, over all devices.")
 @click.option("--images", type=click.IntRange(2, 10 ** 6), default=2000, show_default=True,
               help="shapes only: training images (a quarter as many more are held out).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Data split, weights and sub-network draws.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
 def train_command(space: str, dataset: str, out_dir: Path, epochs: int, resolutions: tuple[int, ...],
                   batch_size: int, images: int, seed: int, as_json: bool) -> None:

@@ -1,7 +1,7 @@
 """A supernet checkpoint folder: TensorFlow weights plus ``state.json``, the one file that commits them.
 
-Each save writes ``weights-<n>.*`` (``tf.train.Checkpoint``: the network and the phase's
-optimizer), then replaces ``state.json`` atomically (``edgetailor._io``) to point at them, then
+Each save writes ``weights-<n>.*`` (``tf.train.Checkpoint``: the network and the optimizer
+with its momentum), then replaces ``state.json`` atomically (``edgetailor._io``) to point at them, then
 removes older weights. A save cut short leaves ``state.json`` pointing at the previous, complete
 weights, so a resume loses at most the epoch in progress. ``state.json`` also names the space
 (with a fingerprint of its definition), the classes and the phase and epoch done, so weights are
@@ -89,12 +89,12 @@ def save(folder: Path, net: Supernet, optimizer, state: State) -> State:
 
 
 def restore(folder: Path, state: State, net: Supernet, optimizer=None) -> None:
-    """Load ``state``'s weights into ``net`` (and ``optimizer``, built, when resuming a phase)."""
+    """Load ``state``'s weights into ``net`` (and into ``optimizer``, built, when resuming training)."""
     objects = {"net": net, **({"optimizer": optimizer} if optimizer is not None else {})}
     try:
         status = tf.train.Checkpoint(**objects).read(str(Path(folder) / state.weights))
         status.assert_existing_objects_matched().expect_partial()
-    except (tf.errors.OpError, ValueError, AssertionError) as exc:
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as exc:  # IndexError: truncated data
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SupernetError(f"checkpoint {folder} is damaged or half written ({first}); remove it "
                             "and train again") from None

@@ -3,20 +3,23 @@
 Once-for-All's recipe, at proxy scale: train the largest network, then open the choices stage by
 stage — kernel sizes, then depths (two phases), then expand ratios (two phases, each starting by
 sorting the expanded channels by importance). Every step of an elastic phase runs the sandwich
-of BigNAS (Yu et al. 2020, Sec. 3.1): the largest sub-network, the smallest of the phase's
-choices and ``random_subnets`` random ones on the same batch, at one resolution drawn per step,
-gradients summed into one update; the largest is trained on the labels and every other one also
-on the largest's soft predictions (in-place distillation, Once-for-All's ``kd_ratio`` loss).
+rule (Universally Slimmable Networks, Yu & Huang 2019; BigNAS): the largest sub-network, the
+smallest of the phase's choices and ``random_subnets`` random ones on the same batch, at one
+resolution drawn per step, gradients summed into one update; the largest is trained on the labels
+and every other one also on the largest's soft predictions (in-place distillation, with
+Once-for-All's ``kd_ratio`` loss; Once-for-All itself distils from a separate, frozen network).
 
 Everything runs inside a ``tf.distribute`` strategy (the default one unless given): the batch is
 split over its replicas and gradients are summed across them, so a ``MirroredStrategy`` over
-several GPUs, or a multi-worker one, needs no change here. The sub-networks of a step are drawn
+several GPUs needs no change here (several workers would also need only the chief to write
+checkpoints, which is not done yet). The sub-networks of a step are drawn
 from a generator seeded by (seed, phase, epoch, step), so every replica and every resumed run
 draws the same ones. A checkpoint is written after every epoch (``checkpoint.save``); calling
 ``train`` again with the same folder resumes after the last one.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,9 +41,10 @@ from edgetailor.supernet.subnet import ElasticSpace, Subnet
 # depth and expand phase 1 2.5e-3, phase 2 7.5e-3. That code downloads its full network rather
 # than training it; the largest network trains here at the kernel phase's rate.
 _KERNEL_LR = 3e-2
-# Tracing the training step takes about a minute here (TensorFlow builds graphs through the pure
-# Python protobuf on Python 3.11); eagerly a step costs more but nothing up front.
-GRAPH_MIN_STEPS = 100
+# Tracing the training step took 42 s here for the tests' two-stage space (TensorFlow builds graphs
+# through the pure Python protobuf on Python 3.11); a step then ran in 0.4-1 s against 2.5-3 s
+# eagerly, so runs shorter than this many steps stay eager.
+GRAPH_MIN_STEPS = 30
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,8 @@ class TrainOptions:
         checks = [(self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch size must be >= 1"),
                   (self.learning_rate > 0, "learning rate must be > 0"),
                   (self.random_subnets >= 0, "random sub-networks must be >= 0"),
-                  (self.images >= 2, "images must be >= 2"), (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
+                  (self.images >= 2, "images must be >= 2"),
+                  (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
                   (all(r % 8 == 0 and 32 <= r <= 224 for r in self.resolutions),
                    f"resolutions must be multiples of 8 in 32..224 px (got {list(self.resolutions)})")]
         for ok, message in checks:
@@ -130,10 +135,10 @@ def sandwich(elastic: ElasticSpace, phase: Phase, rng: np.random.Generator, reso
 
 
 class _Step:
-    """One training step under ``strategy``: per sub-network a traced gradient pass, then one update."""
+    """One training step under ``strategy``: per sub-network a gradient pass, then one update."""
 
-    def __init__(self, net: Supernet, strategy, options: TrainOptions, global_batch: int, graph: bool):
-        self.strategy, self.kd_ratio, self.graph = strategy, options.kd_ratio, graph
+    def __init__(self, net: Supernet, strategy, optimizer, options: TrainOptions, graph: bool):
+        self.strategy, self.optimizer, self.kd_ratio, self.graph = strategy, optimizer, options.kd_ratio, graph
         variables, classes, smoothing = net.trainable_variables, net.num_classes, options.label_smoothing
 
         def replica(images, labels, resolution, code, soft, kd_weight, total):
@@ -143,24 +148,23 @@ class _Step:
                 ce = tf.keras.losses.categorical_crossentropy(tf.one_hot(labels, classes), logits,
                                                               from_logits=True, label_smoothing=smoothing)
                 kd = -tf.reduce_sum(soft * tf.nn.log_softmax(logits), axis=-1)
-                loss = tf.nn.compute_average_loss(ce + kd_weight * kd, global_batch_size=global_batch)
+                loss = tf.nn.compute_average_loss(ce + kd_weight * kd, global_batch_size=options.batch_size)
             grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             return loss, tf.stop_gradient(tf.nn.softmax(logits)), [a + g for a, g in zip(total, grads)]
 
         def zeros(labels):
             return tf.zeros([tf.shape(labels)[0], classes]), [tf.zeros_like(v) for v in variables]
 
-        self._wrap = tf.function if graph else (lambda function: function)
-        self._grads = self._wrap(lambda *args: strategy.run(replica, args=args))
-        self._zeros = self._wrap(lambda labels: strategy.run(zeros, args=(labels,)))
-        self._variables = variables
+        def apply(total):
+            optimizer.apply_gradients(zip(total, variables))
 
-    def applier(self, optimizer) -> Callable:
-        variables = self._variables
-        return self._wrap(lambda total: self.strategy.run(
-            lambda total: optimizer.apply_gradients(zip(total, variables)), args=(total,)))
+        wrap = tf.function if graph else (lambda function: function)
+        self._grads = wrap(lambda *args: strategy.run(replica, args=args))
+        self._zeros = wrap(lambda labels: strategy.run(zeros, args=(labels,)))
+        self._apply = wrap(lambda total: strategy.run(apply, args=(total,)))
 
-    def __call__(self, images, labels, resolution: int, codes, apply: Callable) -> float:
+    def __call__(self, images, labels, resolution: int, codes, learning_rate: float) -> float:
+        """Mean loss over the sub-networks ``codes`` (the first is the teacher) after one update."""
         soft, total = self._zeros(labels)
         losses = []
         for i, code in enumerate(codes):
@@ -171,17 +175,24 @@ class _Step:
                                                      total)
             soft = probabilities if i == 0 else soft
             losses.append(float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)))
-        apply(total)
+        self.optimizer.learning_rate = learning_rate  # a variable: no retrace
+        self._apply(total)
         return float(np.mean(losses))
 
 
-def _optimizer(options: TrainOptions, phase: Phase, steps: int):
-    rate = options.learning_rate * options.batch_size / 64 * phase.lr_scale
-    schedule = tf.keras.optimizers.schedules.CosineDecay(rate, max(1, options.epochs * steps))
-    optimizer = tf.keras.optimizers.SGD(schedule, momentum=options.momentum, nesterov=True,
+def _optimizer(options: TrainOptions, variables):
+    optimizer = tf.keras.optimizers.SGD(options.learning_rate, momentum=options.momentum, nesterov=True,
                                         weight_decay=options.weight_decay)
     optimizer.exclude_from_weight_decay(var_names=["bn_", "bias"])
+    optimizer.build(variables)
     return optimizer
+
+
+def learning_rate(options: TrainOptions, phase: Phase, step: int, steps: int) -> float:
+    """Cosine decay over the phase, from the phase's rate (per 64 images, scaled to the batch);
+    Once-for-All's ``calc_learning_rate`` "cosine" (ofa/utils/pytorch_utils.py, f03b2673)."""
+    peak = options.learning_rate * options.batch_size / 64 * phase.lr_scale
+    return 0.5 * peak * (1 + math.cos(math.pi * step / steps))
 
 
 def _batches(dataset, source: data.Source):
@@ -197,14 +208,8 @@ def _batches(dataset, source: data.Source):
                                f"({exc.message.splitlines()[0]})") from None
 
 
-def train(space: Space | str, dataset: str | Path, out: str | Path, options: TrainOptions = TrainOptions(),
-          strategy: tf.distribute.Strategy | None = None,
-          progress: Callable[[Progress], None] | None = None) -> TrainResult:
-    """Train (or resume) a supernet over ``space`` on ``dataset`` ("shapes" or a classes folder),
-    checkpointing into the folder ``out`` after every epoch."""
-    elastic = ElasticSpace.of(spaces.get(space) if isinstance(space, str) else space)
-    resolutions = tuple(options.resolutions or elastic.space.resolutions)
-    out = Path(out)
+def _start(elastic: ElasticSpace, dataset, out: Path, options: TrainOptions, resolutions):
+    """The checkpoint state (read or new) and the data, both checked against each other."""
     state = checkpoint.read_state(out) if out.is_dir() else None
     if state is None:
         check_output_folder(out)
@@ -213,35 +218,42 @@ def train(space: Space | str, dataset: str | Path, out: str | Path, options: Tra
     source = data.open_source(dataset, max(resolutions), options.images, options.val_fraction, options.seed)
     if state is not None:
         checkpoint.check_fits(state, elastic, source.classes, out)
-    else:
-        out.mkdir(exist_ok=True)
-        state = checkpoint.State(elastic.name, elastic.fingerprint(), source.classes, source.name, resolutions)
+        return state, source
+    out.mkdir(exist_ok=True)
+    return checkpoint.State(elastic.name, elastic.fingerprint(), source.classes, source.name, resolutions), source
+
+
+def train(space: Space | str, dataset: str | Path, out: str | Path, options: TrainOptions = TrainOptions(),
+          strategy: tf.distribute.Strategy | None = None,
+          progress: Callable[[Progress], None] | None = None) -> TrainResult:
+    """Train (or resume) a supernet over ``space`` on ``dataset`` ("shapes" or a classes folder),
+    checkpointing into the folder ``out`` after every epoch."""
+    elastic = ElasticSpace.of(spaces.get(space) if isinstance(space, str) else space)
+    resolutions, out = tuple(options.resolutions or elastic.space.resolutions), Path(out)
+    state, source = _start(elastic, dataset, out, options, resolutions)
     strategy = strategy or tf.distribute.get_strategy()
     if options.batch_size % strategy.num_replicas_in_sync:
         raise SupernetError(f"batch size {options.batch_size} does not split over "
                             f"{strategy.num_replicas_in_sync} replicas")
     images = data.TrainImages(source, max(resolutions), options.batch_size, options.seed)
-    tf.keras.utils.set_random_seed(options.seed)
+    tf.random.set_seed(options.seed)  # initial weights and dropout (Keras' set_random_seed warns on 3.11)
     with strategy.scope():
         net = Supernet(elastic, len(source.classes))
+        optimizer = _optimizer(options, net.trainable_variables)
     if state.weights:
-        checkpoint.restore(out, state, net)
+        checkpoint.restore(out, state, net, optimizer)
     graph = options.graph if options.graph is not None else \
         len(PHASES) * options.epochs * images.steps > GRAPH_MIN_STEPS
-    step = _Step(net, strategy, options, options.batch_size, graph)
-    seconds = {}
+    step, seconds, steps = _Step(net, strategy, optimizer, options, graph), {}, images.steps
     for index, phase in enumerate(PHASES):
         done = options.epochs if state.phase > index else state.epochs_done if state.phase == index else 0
         if done >= options.epochs:
             continue
-        with strategy.scope():
-            optimizer = _optimizer(options, phase, images.steps)
-            optimizer.build(net.trainable_variables)
-        if done:  # resuming inside this phase: its optimizer state too
-            checkpoint.restore(out, state, net, optimizer)
-        elif phase.sort_groups is not None:
-            net.sort_channels(phase.sort_groups)
-        apply = step.applier(optimizer)
+        if not done:  # a phase starts as Once-for-All's runs do: fresh momentum, sorted channels
+            for momentum in optimizer.momentums:
+                momentum.assign(tf.zeros_like(momentum))
+            if phase.sort_groups is not None:
+                net.sort_channels(phase.sort_groups)
         started = time.perf_counter()
         for epoch in range(done, options.epochs):
             losses, epoch_started = [], time.perf_counter()
@@ -250,10 +262,10 @@ def train(space: Space | str, dataset: str | Path, out: str | Path, options: Tra
                 rng = np.random.default_rng([options.seed, index, epoch, i])
                 resolution = int(rng.choice(resolutions))
                 subnets = sandwich(elastic, phase, rng, resolution, options.random_subnets)
-                losses.append(step(x, y, resolution, [net.encode(s) for s in subnets], apply))
+                rate = learning_rate(options, phase, epoch * steps + i, options.epochs * steps)
+                losses.append(step(x, y, resolution, [net.encode(s) for s in subnets], rate))
                 if progress:
-                    progress(Progress(phase.name, index, len(PHASES), epoch, options.epochs, i, images.steps,
-                                      losses[-1]))
+                    progress(Progress(phase.name, index, len(PHASES), epoch, options.epochs, i, steps, losses[-1]))
             record = {"phase": phase.name, "epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4),
                       "seconds": round(time.perf_counter() - epoch_started, 2)}
             state = checkpoint.save(out, net, optimizer, replace(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgetailor._io import make_folders
 from edgetailor.arch import zoo
 from edgetailor.choose import pick
 from edgetailor.choose.candidate import IMAGENET_TOP1, Accuracy
@@ -52,6 +53,7 @@ class Classification:
         from edgetailor.choose.search.engine import SearchConfig, run_search
 
         search = request.search
+        make_folders(Path(request.out_dir).parent)  # the study sits beside the bundle, kept for resuming
         storage = f"sqlite:///{Path(request.out_dir).resolve()}.study.db"
         progress(f"searching the {search.space} space: {search.trials} trials, {search.strategy}, "
                  f"study in {storage}")
