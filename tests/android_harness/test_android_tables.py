@@ -7,7 +7,7 @@ from edgetailor.android_harness.errors import CaptureError
 from edgetailor.android_harness.parser import parse, parse_profile
 from edgetailor.android_harness.results import RunStats
 
-FIXTURES = Path(__file__).parent / "fixtures" / "android"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "android"
 
 # TF <= 2.8 CSV: [start] column, and a name with ", " left as is (older formatter).
 OLD_CSV = """Operator-wise Profiling Info for Regular Benchmark Runs:

@@ -14,7 +14,7 @@ from edgetailor.android_harness.adb import BenchConfig, measure, parse_devices, 
 from edgetailor.cli.android import android_bench
 from edgetailor.android_harness.errors import AdbError, HarnessError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "android"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "android"
 SERIAL = "FA6A10301234"
 
 # Logs its argv as one JSON line, answers `devices`, `getprop`, `push`, `shell ...`.

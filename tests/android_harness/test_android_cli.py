@@ -12,7 +12,7 @@ from edgetailor._io import write_json
 from edgetailor.android_harness.measurements import SCHEMA, Device, to_measurements
 from edgetailor.android_harness.parser import parse_file
 
-FIXTURES = Path(__file__).parent / "fixtures" / "android"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "android"
 CAPTURES = ["tf215_cpu_op_profiling.txt", "tf23_unprefixed_2020.txt", "contrib_2018_stderr.txt",
             "logcat_apk.txt", "multi_subgraph_xnnpack.txt"]
 

@@ -19,7 +19,7 @@ from edgetailor.data import folders
 from edgetailor.errors import DatasetError, ProfileError, SpecError
 from edgetailor.latency import profiles
 
-DET = Path(__file__).parent / "fixtures" / "det"
+DET = Path(__file__).parents[1] / "fixtures" / "det"
 # million-channel convolutions: 12 T parameters (the build ran out of memory)
 HUGE = "res224 | conv_k3_s2_c32_re | ir_k3_e6_c1000000_re,ir_k3_e6_c1000000_re | head:pool"
 

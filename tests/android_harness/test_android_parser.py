@@ -9,7 +9,7 @@ from edgetailor.android_harness.lines import clean
 from edgetailor.android_harness.parser import parse, parse_file
 from edgetailor.android_harness.results import RunStats
 
-FIXTURES = Path(__file__).parent / "fixtures" / "android"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "android"
 
 
 def text(name: str) -> str:

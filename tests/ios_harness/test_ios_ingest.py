@@ -8,7 +8,7 @@ import pytest
 from edgetailor.ios_harness.ingest import (BenchFormatError, check_coreml_bench, device_name,
                                            load_coreml_bench, to_measurements)
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ios"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ios"
 GOOD = FIXTURES / "iphone_x_three_models.json"
 WITH_ERRORS = FIXTURES / "iphone_8_with_errors.json"
 

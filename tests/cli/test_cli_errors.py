@@ -15,7 +15,7 @@ from edgetailor.cli.common import BUG_REPORT, INTERNAL_ERROR, emit_json
 from edgetailor.cli.main import main
 from edgetailor.errors import SpecError
 
-CAPTURE = Path(__file__).parent / "fixtures" / "android" / "logcat_apk.txt"
+CAPTURE = Path(__file__).parents[1] / "fixtures" / "android" / "logcat_apk.txt"
 
 
 def invoke(*args, command=main):

@@ -14,7 +14,7 @@ import pytest
 from edgetailor.data import folders as dd
 from edgetailor.data import shapes
 
-FIXTURES = Path(__file__).parent / "fixtures" / "det"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "det"
 CLASSES = ("circle", "square", "triangle")
 
 
