@@ -57,18 +57,21 @@ class _PhaseBars:
                    "[default: the space's resolutions].")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="Images per step, over all devices.")
+@click.option("--learning-rate", type=click.FloatRange(0, 100, min_open=True), default=0.03, show_default=True,
+              help="SGD rate per 64 images of the first two phases (the later ones run at Once-for-All's "
+                   "fractions of it); 0.03 is Once-for-All's, sized for ImageNet-long runs.")
 @click.option("--images", type=click.IntRange(2, 10 ** 6), default=2000, show_default=True,
               help="shapes only: training images (a quarter as many more are held out).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split, weights and sub-network draws.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
 def train_command(space: str, dataset: str, out_dir: Path, epochs: int, resolutions: tuple[int, ...],
-                  batch_size: int, images: int, seed: int, as_json: bool) -> None:
+                  batch_size: int, learning_rate: float, images: int, seed: int, as_json: bool) -> None:
     """Train a supernet with progressive shrinking; score its largest and smallest sub-networks."""
     from edgetailor.supernet.evaluate import evaluate
     from edgetailor.supernet.train import TrainOptions, train
 
-    options = TrainOptions(epochs=epochs, resolutions=resolutions, batch_size=batch_size, images=images,
-                           seed=seed)
+    options = TrainOptions(epochs=epochs, resolutions=resolutions, batch_size=batch_size,
+                           learning_rate=learning_rate, images=images, seed=seed)
     bars = _PhaseBars()
     try:
         result = train(space, dataset, out_dir, options, progress=bars)

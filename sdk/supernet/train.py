@@ -215,6 +215,9 @@ def _start(elastic: ElasticSpace, dataset, out: Path, options: TrainOptions, res
         check_output_folder(out)
     else:
         checkpoint.check_fits(state, elastic, None, out)
+        if state.resolutions != tuple(resolutions):
+            raise SupernetError(f"checkpoint {out} trains at {list(state.resolutions)} px; resume it with "
+                                f"those resolutions (got {list(resolutions)})")
     source = data.open_source(dataset, max(resolutions), options.images, options.val_fraction, options.seed)
     if state is not None:
         checkpoint.check_fits(state, elastic, source.classes, out)

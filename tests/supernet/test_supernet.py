@@ -240,6 +240,8 @@ def test_a_checkpoint_of_another_space_is_refused(trained):
         load(folder, space=other)
     with pytest.raises(SupernetError, match="not of 'ofa_tiny'"):
         train(other, "shapes", folder, fast())
+    with pytest.raises(SupernetError, match="resume it with those resolutions"):
+        train(TINY, "shapes", folder, fast(resolutions=(32,)))
 
 
 def test_a_damaged_or_half_written_checkpoint_is_a_one_line_error(trained, tmp_path):
