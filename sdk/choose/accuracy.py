@@ -111,11 +111,17 @@ def estimate(spec: ArchSpec, family: str | None = None, width: float | None = No
     top1_model = model()
     known = family in top1_model.families
     macs = layers.count(spec)[1] if macs is None else macs
-    source = (f"estimated: {family} offset + shared log-MACs curve over {len(published_index())} "
-              "published points" if known else
-              f"estimated: generic log-MACs curve over {len(published_index())} published points")
+    source = estimated_source(family if known else None)
     return Accuracy(round(float(top1_model.predict(family if known else None, macs)), 2),
                     "estimated", source, expected_error_pp=round(top1_model.loo_pp, 2))
+
+
+def estimated_source(family: str | None) -> str:
+    """Where an estimate comes from: the family's offset on the shared curve, or the generic curve."""
+    points = len(published_index())
+    if family is None:
+        return f"estimated: generic log-MACs curve over {points} published points"
+    return f"estimated: {family} offset + shared log-MACs curve over {points} published points"
 
 
 def generic_estimator():

@@ -109,9 +109,7 @@ class Grid:
             point = accuracy.published_index()[(family, width, int(self.resolutions[j]))]
             return Accuracy(top1, "published", point.source)
         model = accuracy.model()
-        source = (f"estimated: {family} offset + shared log-MACs curve over "
-                  f"{len(accuracy.published_index())} published points" if family in model.families else
-                  f"estimated: generic log-MACs curve over {len(accuracy.published_index())} published points")
+        source = accuracy.estimated_source(family if family in model.families else None)
         return Accuracy(top1, "estimated", source, expected_error_pp=round(model.loo_pp, 2))
 
 
