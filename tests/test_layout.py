@@ -23,7 +23,7 @@ ALLOWED = {
     "bundle": {"arch", "latency", "choose", "converters"},
     "tasks": {"arch", "latency", "choose", "builder", "converters", "data", "bundle"},
     "supernet": {"arch", "latency", "choose", "builder", "data", "tasks"},
-    "specialize": {"tasks", "choose"},
+    "specialize": {"tasks", "choose", "latency", "supernet", "bundle"},
     "android_harness": {"arch", "latency", "profiling"},
     "ios_harness": set(),
     "device_profiles": set(),

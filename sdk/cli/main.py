@@ -184,9 +184,9 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
 
 
 @main.command()
-@click.option("--device", required=True, help="Profile name (see `edgetailor devices`) or file.")
-@click.option("--budget-ms", type=FiniteFloatRange(0, min_open=True), required=True,
-              help="Latency budget on that device, in ms.")
+@click.option("--device", help="Profile name (see `edgetailor devices`) or file.  [required without --targets]")
+@click.option("--budget-ms", type=FiniteFloatRange(0, min_open=True),
+              help="Latency budget on that device, in ms.  [required without --targets]")
 @click.option("--task", type=click.Choice(["classification", "detection", "segmentation"]),
               default="classification", show_default=True,
               help="detection: SSDLite head; segmentation: LR-ASPP head, on the picked backbone.")
@@ -203,12 +203,20 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
               help="With --search: completed trials.")
 @click.option("--strategy", default="nsga2", show_default=True,
               help="With --search: random, nsga2, tpe or rl.")
+@click.option("--supernet", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A trained supernet checkpoint (`edgetailor supernet train`): search its sub-networks "
+                   "and ship one with inherited weights and its measured accuracy.")
+@click.option("--finetune", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="With --supernet: fine-tune the extracted sub-network for this many epochs.")
+@click.option("--targets", "targets_text",
+              help="With --supernet, instead of --device/--budget-ms: DEVICE:MS[,DEVICE:MS...] — one bundle "
+                   "per phone in --out, plus index.json and Android/iOS selectors.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
-def specialize(device: str, budget_ms: float, task: str, resolution: int | None,
+def specialize(device: str | None, budget_ms: float | None, task: str, resolution: int | None,
                dataset: Path | None, epochs: int, labels_path: Path | None,
-               search_space: str | None, trials: int, strategy: str, out_dir: Path,
-               as_json: bool) -> None:
+               search_space: str | None, trials: int, strategy: str, supernet: Path | None, finetune: int,
+               targets_text: str | None, out_dir: Path, as_json: bool) -> None:
     """The most accurate model under --budget-ms on --device, as an app-ready bundle.
 
     Detection and segmentation: datasets are a COCO folder (labels.json + images/) or a Pascal
@@ -223,19 +231,37 @@ def specialize(device: str, budget_ms: float, task: str, resolution: int | None,
           --dataset data/shapes_coco --out out/det
       edgetailor specialize --device pixel1 --budget-ms 40 --search mnasnet --trials 20 \\
           --out out/searched
+      edgetailor specialize --supernet ckpt/ --device pixel1 --budget-ms 10 --out out/from_supernet
+      edgetailor specialize --supernet ckpt/ --targets pixel1:10,galaxy_s8:20,iphone_x:5 --out out/phones
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
     from edgetailor.bundle.manifest import read_labels
     from edgetailor.specialize import Request, SearchRequest, specialize as run
 
+    progress = lambda message: click.echo(message, err=True)  # noqa: E731
+    if targets_text is not None:
+        _specialize_targets(supernet, targets_text, device, budget_ms, finetune, dataset, out_dir, as_json,
+                            progress)
+        return
+    if device is None or budget_ms is None:
+        fail("specialize needs --device and --budget-ms (or --supernet with --targets)")
+    if finetune and supernet is None:
+        fail("--finetune applies to --supernet (a picked or searched model trains with --dataset/--epochs)")
     request = Request(
         profile=load_profile(device), budget_ms=budget_ms, out_dir=out_dir, task=task, dataset=dataset,
         epochs=epochs, labels=tuple(read_labels(labels_path)) if labels_path else None,
         search=SearchRequest(search_space, trials, strategy) if search_space else None,
-        resolution=resolution)
-    summary = run(request, progress=lambda message: click.echo(message, err=True), quiet=True)
+        resolution=resolution, supernet=supernet, finetune=finetune)
+    summary = run(request, progress=progress, quiet=True)
     if as_json:
         emit_json(summary)
+        return
+    if summary.get("mode") == "supernet":
+        chosen, accuracy = summary["chosen"], summary["accuracy"]
+        click.echo(f"sub-network {summary['supernet']['subnet']} of {supernet}: {chosen['latency_ms']:.1f} ms "
+                   f"predicted on {summary['device']} (budget {budget_ms:g} ms); top-1 {accuracy['value']} % "
+                   f"({accuracy['kind']}; predicted {summary['supernet']['predicted_top1']}); bundle in "
+                   f"{summary['out']}")
         return
     if summary.get("task") in ("detection", "segmentation"):
         _echo_dense(summary, budget_ms)
@@ -256,6 +282,30 @@ def specialize(device: str, budget_ms: float, task: str, resolution: int | None,
     for c in summary["runners_up"]:
         click.echo(f"  runner-up: {c['family']} width {c['width']:g} at {c['resolution']} px, "
                    f"{c['latency_ms']:.1f} ms, top-1 {c['top1']} ({c['accuracy_kind']})")
+
+
+def _specialize_targets(supernet: Path | None, targets_text: str, device, budget_ms, finetune: int,
+                        dataset: Path | None, out_dir: Path, as_json: bool, progress) -> None:
+    from edgetailor.bundle.targets import parse_targets
+    from edgetailor.specialize import specialize_targets
+
+    if supernet is None:
+        fail("--targets needs --supernet (one supernet serves every phone)")
+    if device is not None or budget_ms is not None:
+        fail("--targets names the devices and budgets; drop --device/--budget-ms")
+    summary = specialize_targets(supernet, parse_targets(targets_text), out_dir, finetune, dataset,
+                                 progress=progress, quiet=True)
+    if as_json:
+        emit_json(summary)
+        return
+    for variant in summary["variants"]:
+        click.echo(f"{variant['device']}: {variant['supernet']['subnet']}, {variant['chosen']['latency_ms']:.1f} ms "
+                   f"predicted (budget {variant['budget_ms']:g} ms), top-1 {variant['accuracy']['value']} % "
+                   f"measured -> {variant['out']}")
+    for platform, entry in summary["platforms"].items():
+        if entry.get("selector"):
+            click.echo(f"{platform}: default {entry['default']}; selector {out_dir / entry['selector']}")
+    click.echo(f"index: {summary['index']}")
 
 
 @main.command("shapes")

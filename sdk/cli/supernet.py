@@ -2,8 +2,9 @@
 
 ``supernet train`` runs progressive shrinking into a checkpoint folder, one progress bar per
 phase on stderr; rerunning the same command resumes after the last completed epoch. At the end
-the largest and the smallest sub-networks are scored on the held-out split (batch norm
-recalibrated). TensorFlow is imported only when the command runs.
+it measures sub-networks on the held-out split (batch norm recalibrated) and fits the accuracy
+predictor that ``specialize --supernet`` searches with; ``supernet predictor`` measures more and
+refits. TensorFlow is imported only when a command runs.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import click
 
 from edgetailor.arch import spaces
 from edgetailor.cli.common import Group, emit_json, say
+
+MEASURE = 40  # sub-networks measured for the accuracy predictor by default (Once-for-All measured 16,000)
 
 
 @click.group("supernet", cls=Group)
@@ -63,11 +66,15 @@ class _PhaseBars:
 @click.option("--images", type=click.IntRange(2, 10 ** 6), default=2000, show_default=True,
               help="shapes only: training images (a quarter as many more are held out).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split, weights and sub-network draws.")
+@click.option("--measure", type=click.IntRange(0, 100000), default=MEASURE, show_default=True,
+              help="Then measure this many sub-networks and fit the accuracy predictor that "
+                   "specialize --supernet needs (0: later, with `supernet predictor`).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
 def train_command(space: str, dataset: str, out_dir: Path, epochs: int, resolutions: tuple[int, ...],
-                  batch_size: int, learning_rate: float, images: int, seed: int, as_json: bool) -> None:
-    """Train a supernet with progressive shrinking; score its largest and smallest sub-networks."""
-    from edgetailor.supernet.evaluate import evaluate
+                  batch_size: int, learning_rate: float, images: int, seed: int, measure: int,
+                  as_json: bool) -> None:
+    """Train a supernet with progressive shrinking, then measure sub-networks and fit the accuracy
+    predictor."""
     from edgetailor.supernet.train import TrainOptions, train
 
     options = TrainOptions(epochs=epochs, resolutions=resolutions, batch_size=batch_size,
@@ -77,19 +84,68 @@ def train_command(space: str, dataset: str, out_dir: Path, epochs: int, resoluti
         result = train(space, dataset, out_dir, options, progress=bars)
     finally:
         bars.close()
-    low, high = min(result.state.resolutions), max(result.state.resolutions)
-    scored = [evaluate(result.net, subnet, result.source)
-              for subnet in (result.net.elastic.largest(high), result.net.elastic.smallest(low))]
     summary = {"checkpoint": str(out_dir), "space": result.state.space, "dataset": result.source.name,
                "phase": result.state.phase_name, "epochs_done": result.state.epochs_done,
-               "seconds_by_phase": result.seconds,
-               "subnets": [{"name": name, "subnet": e.subnet.describe(), "top1": e.top1,
-                            "val_images": e.val_images} for name, e in zip(("largest", "smallest"), scored)]}
+               "seconds_by_phase": result.seconds}
+    if measure:
+        summary.update(_measure_and_fit(out_dir, result.net, result.state, result.source, measure, seed))
     if as_json:
         emit_json(summary)
         return
     say(f"supernet checkpoint {out_dir} ({result.state.space}, {result.source.name})")
     for phase, seconds in result.seconds.items():
         click.echo(f"  {phase:10} {seconds:8.1f} s")
-    for row in summary["subnets"]:
-        click.echo(f"  {row['name']:10} top-1 {row['top1']:5.1f}%  ({row['subnet']})")
+    if measure:
+        _echo_predictor(summary)
+
+
+@supernet_group.command("predictor")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--subnets", type=click.IntRange(5, 100000), default=MEASURE, show_default=True,
+              help="Sub-networks measured in all (those measured already are kept).")
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The training dataset's folder, if it moved since training.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which random sub-networks.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
+def predictor_command(checkpoint: Path, subnets: int, dataset: Path | None, seed: int, as_json: bool) -> None:
+    """Measure sub-networks of a trained supernet (held-out top-1 after batch-norm recalibration) and
+    fit the accuracy predictor; rerun with more --subnets to add measurements."""
+    from edgetailor.supernet import checkpoint as checkpoints
+
+    net, state = checkpoints.load(checkpoint)
+    source = checkpoints.open_data(state, checkpoint, dataset)
+    summary = {"checkpoint": str(checkpoint), "space": state.space, "dataset": source.name,
+               **_measure_and_fit(checkpoint, net, state, source, subnets, seed)}
+    if as_json:
+        emit_json(summary)
+        return
+    _echo_predictor(summary)
+
+
+def _measure_and_fit(folder: Path, net, state, source, count: int, seed: int) -> dict:
+    """Measure up to ``count`` sub-networks with a progress bar, fit the predictor; a summary."""
+    from edgetailor.supernet import measured
+
+    with click.progressbar(length=count, file=sys.stderr, label="measuring sub-networks",
+                           item_show_func=lambda m: m and f"{m.subnet.resolution} px top-1 {m.top1:.1f}") as bar:
+        def progress(done: int, total: int, measurement) -> None:
+            if measurement is not None or done > bar.pos:
+                bar.update(done - bar.pos, measurement)
+        results = measured.measure(folder, net, state, source, count, seed, progress)
+    predictor = measured.fit_predictor(folder, net.elastic, state, results, seed)
+    top1 = [m.top1 for m in results]
+    return {"measured": [{"subnet": m.subnet.describe(), "top1": m.top1, "val_images": m.val_images}
+                         for m in results],
+            "measured_top1": {"largest": top1[0], "smallest": top1[1] if len(top1) > 1 else None,
+                              "min": min(top1), "max": max(top1), "mean": round(sum(top1) / len(top1), 2)},
+            "predictor": {"path": str(folder / measured.PREDICTOR), "fitted_on": predictor.fitted_on,
+                          "held_out": predictor.held_out.to_dict()}}
+
+
+def _echo_predictor(summary: dict) -> None:
+    top1, held = summary["measured_top1"], summary["predictor"]["held_out"]
+    click.echo(f"  measured {len(summary['measured'])} sub-networks: top-1 largest {top1['largest']:.1f}%, "
+               f"smallest {top1['smallest']:.1f}%, range {top1['min']:.1f}-{top1['max']:.1f}%")
+    click.echo(f"  accuracy predictor: fitted on {summary['predictor']['fitted_on']}, held-out "
+               f"{held['subnets']}: MAE {held['mae_pp']:.2f} pp (predicting the mean: "
+               f"{held['baseline_mae_pp']:.2f}), Kendall tau {held['kendall_tau']:.2f}")

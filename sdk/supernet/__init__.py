@@ -4,6 +4,11 @@
 ``ops``, ``block``, ``network``: the Keras supernet — ``Supernet.set_active``, ``Supernet.extract``.
 ``data``, ``train``, ``checkpoint``: progressive shrinking under a ``tf.distribute`` strategy,
 resumable. ``evaluate``: batch-norm recalibration and held-out top-1 of one sub-network.
+``measured``: sub-networks measured into the checkpoint and the accuracy predictor fitted on them.
+``genome``, ``predictor``, ``evolution`` (numpy only): sub-networks as array rows, their latency in
+one pass, Once-for-All's MLP accuracy predictor and evolutionary search.
+``specialize``: the specializer's task for a supernet (search, inherit, recalibrate, measure);
+``finetune``: optional fine-tuning of the extracted model.
 Importing this package does not import TensorFlow; the modules that build or train do.
 """
 from edgetailor.supernet.subnet import ElasticSpace, Subnet

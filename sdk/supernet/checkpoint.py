@@ -9,6 +9,7 @@ never loaded into a network of another space or for other classes.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +20,7 @@ import tensorflow as tf
 from edgetailor._io import write_json
 from edgetailor.arch import spaces
 from edgetailor.errors import SupernetError
+from edgetailor.supernet import data
 from edgetailor.supernet.network import Supernet
 from edgetailor.supernet.subnet import ElasticSpace
 
@@ -40,6 +42,8 @@ class State:
     epochs_done: int = 0           # epochs of that phase done
     weights: str = ""              # checkpoint prefix inside the folder
     history: tuple[dict, ...] = field(default_factory=tuple)  # one entry per epoch trained
+    data: dict = field(default_factory=dict)  # how to open the dataset again: ``data.open_source`` kwargs
+    definition: dict = field(default_factory=dict)  # the space's data (``space_of``), so any space reloads
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -62,9 +66,9 @@ def read_state(folder: Path) -> State | None:
                             "or pick another --out") from None
 
 
-def check_fits(state: State, elastic: ElasticSpace, classes: tuple[str, ...] | None, folder: Path) -> None:
+def check_fits(state: State, elastic: ElasticSpace | None, classes: tuple[str, ...] | None, folder: Path) -> None:
     """Refuse weights trained for another space (or another definition of it) or other classes."""
-    if (state.space, state.fingerprint) != (elastic.name, elastic.fingerprint()):
+    if elastic is not None and (state.space, state.fingerprint) != (elastic.name, elastic.fingerprint()):
         raise SupernetError(f"checkpoint {folder} holds a supernet of space {state.space!r} "
                             f"(fingerprint {state.fingerprint}), not of {elastic.name!r} "
                             f"(fingerprint {elastic.fingerprint()})")
@@ -100,13 +104,42 @@ def restore(folder: Path, state: State, net: Supernet, optimizer=None) -> None:
                             "and train again") from None
 
 
+def open_data(state: State, folder: Path, dataset: str | Path | None = None) -> data.Source:
+    """The dataset the supernet was trained on, split as it was (``dataset`` overrides its location;
+    its classes must be the checkpoint's)."""
+    if not state.data:
+        raise SupernetError(f"checkpoint {folder} does not record its dataset; pass --dataset")
+    options = {**state.data, **({"dataset": str(dataset)} if dataset is not None else {})}
+    if options["dataset"] != "shapes" and not Path(options["dataset"]).is_dir():
+        raise SupernetError(f"the dataset folder {options['dataset']} the supernet in {folder} was trained on "
+                            "is gone; pass --dataset with the folder's new place")
+    source = data.open_source(**options)
+    check_fits(state, None, source.classes, folder)
+    return source
+
+
+def definition(space: spaces.Space) -> dict:
+    """A space as JSON-ready data (``space_of`` reads it back)."""
+    return dataclasses.asdict(space)
+
+
+def space_of(state: State) -> spaces.Space:
+    """The space the checkpoint was trained on: its recorded definition, else the registered one."""
+    if not state.definition:
+        return spaces.get(state.space)
+    recorded = dict(state.definition)
+    stages = tuple(spaces.StageDef(**{k: tuple(v) if isinstance(v, list) else v for k, v in stage.items()})
+                   for stage in recorded.pop("stages"))
+    return spaces.Space(**{**recorded, "stages": stages, "resolutions": tuple(recorded["resolutions"])})
+
+
 def load(folder: str | Path, space=None) -> tuple[Supernet, State]:
     """The trained supernet in ``folder`` (its space from the state unless ``space`` is given)."""
     folder = Path(folder)
     state = read_state(folder)
     if state is None or not state.weights:
         raise SupernetError(f"{folder} holds no supernet checkpoint ({STATE} missing)")
-    elastic = ElasticSpace.of(space if space is not None else spaces.get(state.space))
+    elastic = ElasticSpace.of(space if space is not None else space_of(state))
     check_fits(state, elastic, None, folder)
     net = Supernet(elastic, len(state.classes))
     restore(folder, state, net)

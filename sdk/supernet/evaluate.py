@@ -21,6 +21,7 @@ from edgetailor.tasks.classification.train import recalibrate_batch_norm
 
 CALIBRATION_IMAGES = 2000  # Once-for-All's subset_size
 CALIBRATION_BATCH = 200    # and subset_batch_size
+EVAL_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,23 @@ class Evaluation:
     seconds: float
 
 
-def recalibrated(net: Supernet, subnet: Subnet, source: data.Source,
-                 images: int = CALIBRATION_IMAGES) -> tuple[ArchSpec, tf.keras.Model, int]:
-    """``subnet`` extracted (logits out) with batch-norm statistics from ``images`` training images."""
-    spec, model = net.extract(subnet, classifier_activation=None)
+def recalibrated(net: Supernet, subnet: Subnet, source: data.Source, images: int = CALIBRATION_IMAGES,
+                 classifier_activation: str | None = None) -> tuple[ArchSpec, tf.keras.Model, int]:
+    """``subnet`` extracted (logits out unless ``classifier_activation``) with batch-norm statistics
+    from ``images`` training images."""
+    spec, model = net.extract(subnet, classifier_activation=classifier_activation)
     calibration, _ = data.arrays(source, "train", subnet.resolution, limit=images)
     batch = min(CALIBRATION_BATCH, len(calibration))
     recalibrate_batch_norm(model, calibration, batches=-(-len(calibration) // batch), batch_size=batch)
     return spec, model, len(calibration)
+
+
+def top1(model: tf.keras.Model, source: data.Source, resolution: int) -> tuple[float, int]:
+    """Held-out top-1 [%] of ``model`` at ``resolution`` [px], and the number of images scored."""
+    x_val, y_val = data.arrays(source, "val", resolution)
+    scores = np.concatenate([model(data.normalise(x_val[i:i + EVAL_BATCH]), training=False).numpy()
+                             for i in range(0, len(x_val), EVAL_BATCH)])
+    return round(100.0 * float(np.mean(np.argmax(scores, axis=-1) == y_val)), 2), len(y_val)
 
 
 def evaluate(net: Supernet, subnet: Subnet, source: data.Source,
@@ -48,8 +58,5 @@ def evaluate(net: Supernet, subnet: Subnet, source: data.Source,
     """Top-1 [%] of ``subnet`` with inherited weights and recalibrated batch norm."""
     started = time.perf_counter()
     spec, model, calibrated = recalibrated(net, subnet, source, images)
-    x_val, y_val = data.arrays(source, "val", subnet.resolution)
-    logits = model.predict(data.normalise(x_val), batch_size=128, verbose=0)
-    top1 = 100.0 * float(np.mean(np.argmax(logits, axis=-1) == y_val))
-    return Evaluation(subnet, spec, round(top1, 2), len(y_val), calibrated,
-                      round(time.perf_counter() - started, 2))
+    score, scored = top1(model, source, subnet.resolution)
+    return Evaluation(subnet, spec, score, scored, calibrated, round(time.perf_counter() - started, 2))

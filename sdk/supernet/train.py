@@ -223,7 +223,11 @@ def _start(elastic: ElasticSpace, dataset, out: Path, options: TrainOptions, res
         checkpoint.check_fits(state, elastic, source.classes, out)
         return state, source
     out.mkdir(exist_ok=True)
-    return checkpoint.State(elastic.name, elastic.fingerprint(), source.classes, source.name, resolutions), source
+    recorded = {"dataset": str(dataset) if str(dataset) == "shapes" else str(Path(dataset).resolve()),
+                "resolution": max(resolutions), "images": options.images, "val_fraction": options.val_fraction,
+                "seed": options.seed}
+    return checkpoint.State(elastic.name, elastic.fingerprint(), source.classes, source.name, resolutions,
+                            data=recorded, definition=checkpoint.definition(elastic.space)), source
 
 
 def train(space: Space | str, dataset: str | Path, out: str | Path, options: TrainOptions = TrainOptions(),

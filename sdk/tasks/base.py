@@ -39,6 +39,8 @@ class Request:
     families: tuple[str, ...] | None = None   # None: every published family the task takes
     search: SearchRequest | None = None
     resolution: int | None = None             # detection/segmentation input (px)
+    supernet: Path | None = None              # a trained supernet checkpoint: search it, inherit weights
+    finetune: int = 0                         # with ``supernet``: fine-tuning epochs after extraction
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class Task(Protocol):
     def train(self, choice: Choice, data: Any, labels: list[str], request: Request,
               progress: Progress) -> tuple[Any, Accuracy]:
         """Train the chosen model on ``data``; (trained model, accuracy measured on held-out data)."""
+
+    def weights(self, request: Request) -> str:
+        """Where a trained model's weights come from, for the manifest."""
 
     def untrained(self, choice: Choice, labels: list[str]) -> tuple[Any, Accuracy]:
         """The chosen model with random weights, and the accuracy its architecture is known for."""

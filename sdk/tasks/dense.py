@@ -200,6 +200,9 @@ class DenseTask:
         value = round(100 * float(self.held_out_score(trained, held_out)), 2)
         return trained, Accuracy(value, "measured", description, metric=self.metric)
 
+    def weights(self, request: Request) -> str:
+        return f"trained on {request.dataset}"
+
     def untrained(self, choice: Choice, labels: list[str]):
         spec, config = choice.best.spec, self.config(len(labels))
         published = self.published_accuracy(spec, len(labels))

@@ -317,15 +317,17 @@ def test_cli_refuses_a_space_that_is_not_elastic(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_trains_the_ofa_supernet_and_scores_two_subnets(tmp_path):
+def test_cli_trains_the_ofa_supernet_and_fits_its_accuracy_predictor(tmp_path):
     from edgetailor.cli.main import main
 
     args = ["supernet", "train", "--dataset", "shapes", "--out", str(tmp_path / "ckpt"), "--epochs", "1",
-            "--resolution", "32", "--batch-size", "8", "--images", "8", "--json"]
+            "--resolution", "32", "--batch-size", "8", "--images", "8", "--measure", "5", "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["space"] == "ofa_mbv3" and summary["phase"] == "expand_2"
-    assert [row["name"] for row in summary["subnets"]] == ["largest", "smallest"]
+    assert len(summary["measured"]) == 5 and summary["measured"][0]["subnet"].startswith("r32 d4,4,4,4,4 k7")
+    assert summary["predictor"]["fitted_on"] == 4 and summary["predictor"]["held_out"]["subnets"] == 1
+    assert (tmp_path / "ckpt" / "accuracy_predictor.npz").is_file()
     rerun = CliRunner().invoke(main, args)  # everything done: resumes, trains nothing
     assert rerun.exit_code == 0 and json.loads(rerun.stdout)["seconds_by_phase"] == {}

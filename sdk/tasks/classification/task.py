@@ -83,6 +83,9 @@ class Classification:
                                                     name=choice.name)
         return model, Accuracy(top1, "measured", description, metric=MEASURED)
 
+    def weights(self, request: Request) -> str:
+        return f"trained on {request.dataset}"
+
     def untrained(self, choice: Choice, labels: list[str]):
         from edgetailor import builder
 
