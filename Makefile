@@ -22,12 +22,12 @@ run: setup
 	rm -rf out/pixel1_40ms
 	$(BIN)/edgetailor specialize --device pixel1 --budget-ms 40 --out out/pixel1_40ms
 
-test: setup
+test: setup  # two pytest workers, each file on one worker (its module fixtures built once)
 	@bash tools/postgres-for-tests.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: setup  # the suite without the tests that train or convert models (marked slow)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 benchmarks: setup
 	$(BIN)/python benchmarks/zoo_fidelity.py

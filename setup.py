@@ -33,6 +33,6 @@ setup(
         "matplotlib==3.11.2",
         "pycocotools==2.0.11",
     ],
-    extras_require={"test": ["pytest==9.2.0", "hypothesis==6.170.17"]},
+    extras_require={"test": ["pytest==9.2.0", "hypothesis==6.170.17", "pytest-xdist==3.8.0", "execnet==2.1.2"]},
     entry_points={"console_scripts": ["edgetailor = edgetailor.cli.main:main"]},
 )

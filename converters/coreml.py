@@ -235,27 +235,57 @@ def verify_package(path: str | Path, expect: dict) -> list[str]:
     return passed
 
 
+def describe_feature(feature) -> dict:
+    """One input or output of a Core ML description: name, type, shape (-1 where a range allows
+    several sizes, with ``shape_range``), element type, optional, and its short description."""
+    from coremltools.proto import FeatureTypes_pb2
+
+    kind = feature.type.WhichOneof("Type")
+    out = {"name": feature.name, "type": kind.removesuffix("Type")}
+    if kind == "imageType":
+        image = feature.type.imageType
+        out.update(height=image.height, width=image.width, color_space={10: "GRAYSCALE", 20: "RGB", 30: "BGR"}.get(
+            image.colorSpace, str(image.colorSpace)))
+    elif kind == "multiArrayType":
+        array = feature.type.multiArrayType
+        ranges = [(r.lowerBound, r.upperBound) for r in array.shapeRange.sizeRanges]
+        out["shape"] = ([low if low == high else -1 for low, high in ranges] if ranges else list(array.shape))
+        if ranges:
+            out["shape_range"] = [list(r) for r in ranges]
+        out["dtype"] = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(array.dataType).lower()
+    if feature.type.isOptional:
+        out["optional"] = True
+    if feature.shortDescription:
+        out["description"] = feature.shortDescription
+    return out
+
+
+def nms_settings(spec) -> dict | None:
+    """The NonMaximumSuppression model of a pipeline spec, or None: its thresholds, per-class flag,
+    the most boxes it returns (upper bound of its outputs' rows; None: unbounded) and labels."""
+    models = spec.pipeline.models if spec.WhichOneof("Type") == "pipeline" else []
+    model = next((m for m in models if m.WhichOneof("Type") == "nonMaximumSuppression"), None)
+    if model is None:
+        return None
+    nms = model.nonMaximumSuppression
+    confidence = next(o for o in model.description.output if o.name == nms.confidenceOutputFeatureName)
+    rows = confidence.type.multiArrayType.shapeRange.sizeRanges
+    upper = rows[0].upperBound if rows else -1
+    return {"iou_threshold": nms.iouThreshold, "confidence_threshold": nms.confidenceThreshold,
+            "per_class": nms.pickTop.perClass, "max_boxes": upper if upper >= 0 else None,
+            "labels": list(nms.stringClassLabels.vector)}
+
+
 def describe_package(path: str | Path) -> dict:
-    """What a .mlpackage holds (for ``inspect``): I/O, classes, metadata, precision, ops, size."""
+    """What a .mlpackage holds (for ``inspect``): I/O, classes, metadata, precision, ops, size;
+    for a pipeline, its models and the settings of its NonMaximumSuppression stage."""
     path = Path(path)
     spec = _load_spec(path)
-
-    def feature(f) -> dict:
-        kind = f.type.WhichOneof("Type")
-        out = {"name": f.name, "type": kind.removesuffix("Type")}
-        if kind == "imageType":
-            out.update(height=f.type.imageType.height, width=f.type.imageType.width,
-                       color_space={10: "GRAYSCALE", 20: "RGB", 30: "BGR"}.get(
-                           f.type.imageType.colorSpace, str(f.type.imageType.colorSpace)))
-        elif kind == "multiArrayType":
-            out["shape"] = list(f.type.multiArrayType.shape)
-        return out
-
     meta = spec.description.metadata
     info = {"format": "mlpackage", "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
             "type": spec.WhichOneof("Type"), "specification_version": spec.specificationVersion,
-            "inputs": [feature(f) for f in spec.description.input],
-            "outputs": [feature(f) for f in spec.description.output],
+            "inputs": [describe_feature(f) for f in spec.description.input],
+            "outputs": [describe_feature(f) for f in spec.description.output],
             "metadata": {"author": meta.author, "version": meta.versionString,
                          "short_description": meta.shortDescription,
                          "user_defined": dict(sorted(meta.userDefined.items()))}}
@@ -267,5 +297,10 @@ def describe_package(path: str | Path) -> dict:
                     compression=_compression(block), ops=dict(sorted(ops.items())),
                     preprocessing={"scale": consts.get("image__scaled___y_0"),
                                    "bias": consts.get("image__biased___y_0")})
+    if spec.WhichOneof("Type") == "pipeline":
+        info["models"] = [m.WhichOneof("Type") for m in spec.pipeline.models]
+        nms = nms_settings(spec)
+        if nms is not None:
+            info["classes"] = nms.pop("labels")
+            info["nms"] = nms
     return info
-

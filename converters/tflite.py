@@ -110,10 +110,18 @@ def op_counts(model: bytes) -> dict[str, int]:
 
 
 def tensor_details(model: bytes) -> dict[str, list[dict]]:
-    """Inputs and outputs: name, shape, dtype, quantization (scale, zero point) when integer."""
+    """Inputs and outputs: name, shape, dtype, quantization (scale, zero point) when integer.
+
+    An output whose shape only its op knows (``TFLite_Detection_PostProcess``'s are empty until
+    the op is prepared) is read after ``allocate_tensors``."""
     interpreter = tf.lite.Interpreter(
         model_content=model,
         experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    if any(len(d["shape"]) == 0 for d in interpreter.get_output_details()):
+        try:
+            interpreter.allocate_tensors()
+        except RuntimeError as exc:
+            raise ConversionError(f"cannot prepare the model to read its output shapes: {first_line(exc)}") from None
 
     def describe(detail: dict) -> dict:
         out = {"name": detail["name"], "shape": [int(d) for d in detail["shape"]],
@@ -125,6 +133,25 @@ def tensor_details(model: bytes) -> dict[str, list[dict]]:
 
     return {"inputs": [describe(d) for d in interpreter.get_input_details()],
             "outputs": [describe(d) for d in interpreter.get_output_details()]}
+
+
+def custom_options(model: bytes) -> dict[str, dict]:
+    """Custom op name -> the options (a FlexBuffer map) of its first use in the main graph, e.g.
+    ``TFLite_Detection_PostProcess``'s thresholds."""
+    from flatbuffers import flexbuffers
+
+    root = schema.Model.GetRootAsModel(model, 0)
+    graph = root.Subgraphs(0)
+    options = {}
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        code = root.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != schema.BuiltinOperator.CUSTOM:
+            continue
+        name = code.CustomCode().decode()
+        if name not in options and op.CustomOptionsLength():
+            options[name] = flexbuffers.Loads(op.CustomOptionsAsNumpy().tobytes())
+    return options
 
 
 def describe(model: bytes) -> dict:
@@ -140,6 +167,7 @@ def describe(model: bytes) -> dict:
         metadata = read_metadata(model)
         details = tensor_details(model)
         ops = op_counts(model)
+        options = custom_options(model)
     except (struct.error, ValueError, IndexError, OverflowError) as exc:  # a read past the end
         raise ConversionError(f"not a complete TFLite flatbuffer ({len(model):,} bytes; truncated "
                               f"or corrupt): {first_line(exc)}") from None
@@ -150,7 +178,8 @@ def describe(model: bytes) -> dict:
                    "author": data.get("author"), "description": data.get("description"),
                    "normalization": normalization_of(metadata), "files": metadata["files"],
                    "labels": metadata["labels"]}
-    return {"format": "tflite", "bytes": len(model), **details, "ops": ops, "metadata": summary}
+    return {"format": "tflite", "bytes": len(model), **details, "ops": ops, "custom_options": options,
+            "metadata": summary}
 
 
 class TFLiteConverter:

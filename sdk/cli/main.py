@@ -192,6 +192,14 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
               help="detection: SSDLite head; segmentation: LR-ASPP head, on the picked backbone.")
 @click.option("--resolution", type=click.IntRange(32, 1024),
               help="Detection/segmentation input size in px (default 320 / 256).")
+@click.option("--max-detections", type=int,
+              help="Detection: boxes returned per image, 1-1000 (default 25), on TFLite and Core ML alike.")
+@click.option("--score-threshold", type=float,
+              help="Detection: lowest score returned, 0 <= s < 1 (default 0.25).")
+@click.option("--iou-threshold", type=float,
+              help="Detection: IoU above which NMS drops the weaker box, 0 < IoU <= 1 (default 0.6).")
+@click.option("--class-aware-nms/--class-agnostic-nms", "class_aware", default=None,
+              help="Detection: suppress only boxes of the same class (default: across classes).")
 @click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder with one sub-folder of images per class; the model is trained on it.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True)
@@ -214,7 +222,8 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 def specialize(device: str | None, budget_ms: float | None, task: str, resolution: int | None,
-               dataset: Path | None, epochs: int, labels_path: Path | None,
+               max_detections: int | None, score_threshold: float | None, iou_threshold: float | None,
+               class_aware: bool | None, dataset: Path | None, epochs: int, labels_path: Path | None,
                search_space: str | None, trials: int, strategy: str, supernet: Path | None, finetune: int,
                targets_text: str | None, out_dir: Path, as_json: bool) -> None:
     """The most accurate model under --budget-ms on --device, as an app-ready bundle.
@@ -237,6 +246,7 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
     from edgetailor.bundle.manifest import read_labels
     from edgetailor.specialize import Request, SearchRequest, specialize as run
+    from edgetailor.tasks.detection.postprocess import PostprocessConfig
 
     progress = lambda message: click.echo(message, err=True)  # noqa: E731
     if targets_text is not None:
@@ -251,7 +261,8 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
         profile=load_profile(device), budget_ms=budget_ms, out_dir=out_dir, task=task, dataset=dataset,
         epochs=epochs, labels=tuple(read_labels(labels_path)) if labels_path else None,
         search=SearchRequest(search_space, trials, strategy) if search_space else None,
-        resolution=resolution, supernet=supernet, finetune=finetune)
+        resolution=resolution, supernet=supernet, finetune=finetune,
+        postprocess=PostprocessConfig.from_options(max_detections, score_threshold, iou_threshold, class_aware))
     summary = run(request, progress=progress, quiet=True)
     if as_json:
         emit_json(summary)

@@ -271,6 +271,11 @@ def train(space: Space | str, dataset: str | Path, out: str | Path, options: Tra
                 subnets = sandwich(elastic, phase, rng, resolution, options.random_subnets)
                 rate = learning_rate(options, phase, epoch * steps + i, options.epochs * steps)
                 losses.append(step(x, y, resolution, [net.encode(s) for s in subnets], rate))
+                if not math.isfinite(losses[-1]):
+                    raise SupernetError(
+                        f"training diverged (loss {losses[-1]}) in phase {phase.name}, epoch {epoch + 1}, "
+                        f"step {i + 1}; lower --learning-rate (now {options.learning_rate:g}); the "
+                        f"checkpoint keeps the last completed epoch")
                 if progress:
                     progress(Progress(phase.name, index, len(PHASES), epoch, options.epochs, i, steps, losses[-1]))
             record = {"phase": phase.name, "epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4),

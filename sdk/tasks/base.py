@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from edgetailor.choose.candidate import Accuracy, Candidate
+from edgetailor.errors import SpecError
 from edgetailor.latency.profiles import DeviceProfile
+
+if TYPE_CHECKING:
+    from edgetailor.tasks.detection.postprocess import PostprocessConfig
 
 Progress = Callable[[str], None]
 
@@ -41,6 +45,12 @@ class Request:
     resolution: int | None = None             # detection/segmentation input (px)
     supernet: Path | None = None              # a trained supernet checkpoint: search it, inherit weights
     finetune: int = 0                         # with ``supernet``: fine-tuning epochs after extraction
+    postprocess: PostprocessConfig | None = None  # detection: what the bundle returns (None: defaults)
+
+    def __post_init__(self) -> None:
+        if self.postprocess is not None and self.task != "detection":
+            raise SpecError("--max-detections, --score-threshold, --iou-threshold and --class-aware-nms "
+                            f"apply to --task detection (this is {self.task})")
 
 
 @dataclass(frozen=True)

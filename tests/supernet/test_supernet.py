@@ -331,3 +331,14 @@ def test_cli_trains_the_ofa_supernet_and_fits_its_accuracy_predictor(tmp_path):
     assert (tmp_path / "ckpt" / "accuracy_predictor.npz").is_file()
     rerun = CliRunner().invoke(main, args)  # everything done: resumes, trains nothing
     assert rerun.exit_code == 0 and json.loads(rerun.stdout)["seconds_by_phase"] == {}
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_checkpoint(tmp_path):
+    from edgetailor.supernet.checkpoint import read_state
+    from edgetailor.supernet.train import train
+
+    train(TINY, "shapes", tmp_path / "ckpt", fast(epochs=1))
+    before = read_state(tmp_path / "ckpt")
+    with pytest.raises(SupernetError, match=r"training diverged \(loss (nan|inf)\) .* lower --learning-rate"):
+        train(TINY, "shapes", tmp_path / "ckpt", fast(epochs=2, learning_rate=1e12))
+    assert read_state(tmp_path / "ckpt") == before  # the diverged epoch is not committed

@@ -4,16 +4,14 @@ TFLite (CONVENTIONS §2): the serving function runs the Keras model, applies the
 calls a ``tf.function(experimental_implements='name: "TFLite_Detection_PostProcess" ...')`` stub
 on (box encodings, class scores, anchors); the converter legalizes it into the custom op, whose
 four outputs (locations ``[1, N, 4]``, classes ``[1, N]``, scores ``[1, N]``, num_detections
-``[1]``) are the model's outputs in that order. ObjectDetector metadata (input normalization
-127.5/127.5, labels on the classes tensor) comes from tflite-support's metadata writer.
+``[1]``) are the model's outputs in that order; the input tensor is ``image``, as in the
+classifier and segmenter. ObjectDetector metadata (input normalization 127.5/127.5, labels on the
+classes tensor) comes from tflite-support's metadata writer.
 
-Core ML (CONVENTIONS §3): a pipeline of a decoder ML Program (anchors decoded in-graph to
-normalized centre-xywh ``coordinates``, per-class sigmoid ``confidence`` without the background
-column) and a NonMaximumSuppression model with ``iouThreshold``/``confidenceThreshold`` inputs
-and class labels, so Vision returns ``VNRecognizedObjectObservation``s. The ML Program's NMS
-bug is worked around as Ultralytics does: the class dimension is zero-padded to a multiple of 80
-(padded labels are named ``_pad<i>`` and never score above 0).
+Core ML (CONVENTIONS §3): a pipeline ending in NonMaximumSuppression (``coreml_pipeline``), so
+Vision returns ``VNRecognizedObjectObservation``s labelled with the detector's own labels.
 
+Both apply one ``PostprocessConfig`` (``postprocess``): the same boxes on Android and iOS.
 Every file is written to a temporary name and renamed: nothing is left half written.
 """
 from __future__ import annotations
@@ -24,35 +22,43 @@ import numpy as np
 import tensorflow as tf
 
 from edgetailor import _io as atomic
-from edgetailor.tasks.detection import box_coder, ssdlite
-from edgetailor.converters.coreml import image_program
 from edgetailor.errors import ConversionError
+from edgetailor.tasks.detection import box_coder, coreml_pipeline, ssdlite
+from edgetailor.tasks.detection.postprocess import PostprocessConfig
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
-OUTPUT_NAMES = ("location", "category", "score", "number of detections")
-COREML_CLASS_PAD = 80
+INPUT_NAME = "image"
+# the four outputs as the Task Library names them (metadata), what each holds
+OUTPUTS = {
+    "location": "boxes (ymin, xmin, ymax, xmax) normalized to 0-1, best score first; rows past "
+                "'number of detections' hold no detection (their values are undefined)",
+    "category": "class of each box: 0-based index into labels.txt (background removed)",
+    "score": "confidence (0-1) of each box's class",
+    "number of detections": "how many rows of location, category and score hold detections",
+}
+OUTPUT_NAMES = tuple(OUTPUTS)
+COREML_OUTPUTS = coreml_pipeline.OUTPUTS
 
 
-def _postprocess_stub(num_classes: int, max_detections: int, score_threshold: float,
-                      iou_threshold: float, use_regular_nms: bool, detections_per_class: int):
+def _postprocess_stub(num_classes: int, postprocess: PostprocessConfig):
     sy, sx, sh, sw = box_coder.SCALES
-    implements = " ".join([
-        f'name: "{POSTPROCESS_OP}"',
-        f'attr {{ key: "max_detections" value {{ i: {max_detections} }} }}',
-        'attr { key: "max_classes_per_detection" value { i: 1 } }',
-        f'attr {{ key: "detections_per_class" value {{ i: {detections_per_class} }} }}',
-        f'attr {{ key: "use_regular_nms" value {{ b: {str(use_regular_nms).lower()} }} }}',
-        f'attr {{ key: "nms_score_threshold" value {{ f: {score_threshold:f} }} }}',
-        f'attr {{ key: "nms_iou_threshold" value {{ f: {iou_threshold:f} }} }}',
-        f'attr {{ key: "y_scale" value {{ f: {sy:f} }} }}',
-        f'attr {{ key: "x_scale" value {{ f: {sx:f} }} }}',
-        f'attr {{ key: "h_scale" value {{ f: {sh:f} }} }}',
-        f'attr {{ key: "w_scale" value {{ f: {sw:f} }} }}',
-        f'attr {{ key: "num_classes" value {{ i: {num_classes} }} }}',
-    ])
+    attrs = {
+        "max_detections": f"i: {postprocess.max_detections}",
+        "max_classes_per_detection": "i: 1",
+        # regular NMS: per class, at most max_detections each before the merge keeps the best
+        "detections_per_class": f"i: {postprocess.max_detections}",
+        "use_regular_nms": f"b: {str(postprocess.class_aware).lower()}",
+        # repr keeps every digit ("%f" made 1e-8 a threshold of 0)
+        "nms_score_threshold": f"f: {float(postprocess.score_threshold)!r}",
+        "nms_iou_threshold": f"f: {float(postprocess.iou_threshold)!r}",
+        "y_scale": f"f: {sy!r}", "x_scale": f"f: {sx!r}", "h_scale": f"f: {sh!r}", "w_scale": f"f: {sw!r}",
+        "num_classes": f"i: {num_classes}",
+    }
+    implements = " ".join([f'name: "{POSTPROCESS_OP}"'] +
+                          [f'attr {{ key: "{key}" value {{ {value} }} }}' for key, value in attrs.items()])
 
     @tf.function(experimental_implements=implements)
-    def postprocess(box_encodings, class_scores, anchors):
+    def postprocess_op(box_encodings, class_scores, anchors):
         # A stub: the converter replaces the whole function by the custom op.
         boxes = tf.constant(0.0, tf.float32, name="boxes")
         scores = tf.constant(0.0, tf.float32, name="scores")
@@ -60,10 +66,19 @@ def _postprocess_stub(num_classes: int, max_detections: int, score_threshold: fl
         num = tf.constant(0.0, tf.float32, name="num_detections")
         return boxes, classes, scores, num
 
-    return postprocess
+    return postprocess_op
 
 
-def _serving_module(detector, postprocess) -> tf.Module:
+def best_class_only(scores: tf.Tensor) -> tf.Tensor:
+    """Sigmoid scores ``[1, A, 1 + C]`` (background first) with every class but each anchor's best
+    set to -1, below any score threshold: the regular (per-class) NMS of the TFLite op then sees
+    each box in one class only, its argmax, as Core ML's per-class NMS does."""
+    background, classes = scores[..., :1], scores[..., 1:]
+    best = tf.reduce_max(classes, axis=-1, keepdims=True)
+    return tf.concat([background, tf.where(classes >= best, classes, -tf.ones_like(classes))], axis=-1)
+
+
+def _serving_module(detector, postprocess: PostprocessConfig) -> tf.Module:
     """A module whose only trackables are the model's variables and the serving function.
 
     Saving the Keras model itself would make the SavedModel writer trace every layer for Keras
@@ -72,22 +87,27 @@ def _serving_module(detector, postprocess) -> tf.Module:
     """
     model = detector.model
     anchors = tf.constant(detector.anchors, tf.float32)
+    postprocess_op = _postprocess_stub(detector.config.num_classes, postprocess)
     module = tf.Module()
     module.weights = list(model.variables)
 
     @tf.function
     def serve(image):
         codes, logits = model(image, training=False)
+        scores = tf.sigmoid(logits)
+        if postprocess.class_aware:
+            scores = best_class_only(scores)
         # TF OD API: "tf.function seems to reverse order" of the stub's outputs.
-        return postprocess(codes, tf.sigmoid(logits), anchors)[::-1]
+        return postprocess_op(codes, scores, anchors)[::-1]
 
     module.serve = serve
     return module
 
 
-def _outputs_in_op_order(tflite_model: bytes) -> bytes:
+def _task_library_io(tflite_model: bytes) -> bytes:
     """Make the model's outputs the post-processing op's outputs, in the op's order (locations,
-    classes, scores, num_detections): the order the Task Library and the metadata writer read."""
+    classes, scores, num_detections): the order the Task Library and the metadata writer read;
+    and name its input tensor ``image`` (the converter calls it ``serving_default_image:0``)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_model))
@@ -103,28 +123,27 @@ def _outputs_in_op_order(tflite_model: bytes) -> bytes:
     graph.outputs = outputs
     for name, index in zip(OUTPUT_NAMES, outputs):
         graph.tensors[index].name = name
+    (image,) = graph.inputs
+    graph.tensors[image].name = INPUT_NAME
     for signature in model.signatureDefs or []:
         by_tensor = {t.tensorIndex: t for t in signature.outputs}
         signature.outputs = [by_tensor[i] for i in outputs if i in by_tensor]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def to_tflite(detector, max_detections: int = 10, score_threshold: float = 1e-8,
-              iou_threshold: float = 0.6, use_regular_nms: bool = False,
-              detections_per_class: int = 100) -> bytes:
-    """A float32 TFLite flatbuffer (no metadata) ending in ``TFLite_Detection_PostProcess``.
+def to_tflite(detector, postprocess: PostprocessConfig = PostprocessConfig()) -> bytes:
+    """A float32 TFLite flatbuffer (no metadata) ending in ``TFLite_Detection_PostProcess``
+    configured by ``postprocess``.
 
-    Input: float32 ``[1, R, R, 3]`` normalized to [-1, 1]."""
+    Input: float32 ``[1, R, R, 3]`` named ``image``, normalized to [-1, 1]."""
     r = detector.resolution
-    postprocess = _postprocess_stub(detector.config.num_classes, max_detections, score_threshold,
-                                    iou_threshold, use_regular_nms, detections_per_class)
     module = _serving_module(detector, postprocess)
-    signature = module.serve.get_concrete_function(tf.TensorSpec([1, r, r, 3], tf.float32, name="image"))
+    signature = module.serve.get_concrete_function(tf.TensorSpec([1, r, r, 3], tf.float32, name=INPUT_NAME))
     # Through a SavedModel: the converter legalizes the experimental_implements stub only there.
     converter = tf.lite.TFLiteConverter.from_concrete_functions([signature], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True  # harmless; older converters insist
-    return _outputs_in_op_order(converter.convert())
+    return _task_library_io(converter.convert())
 
 
 def with_metadata(tflite_model: bytes, labels: list[str] | tuple[str, ...]) -> bytes:
@@ -138,15 +157,13 @@ def with_metadata(tflite_model: bytes, labels: list[str] | tuple[str, ...]) -> b
     return add_inference_metadata(tflite_model, object_detector, ssdlite.NORM_MEAN, ssdlite.NORM_STD, labels)
 
 
-def export_tflite(detector, path: str | Path, **options) -> Path:
-    """Write a Task-Library-ready detector ``.tflite`` (post-processing op + metadata + labels).
-
-    ``options`` go to ``to_tflite`` (max_detections, score_threshold, iou_threshold, ...)."""
+def export_tflite(detector, path: str | Path, postprocess: PostprocessConfig = PostprocessConfig()) -> Path:
+    """Write a Task-Library-ready detector ``.tflite`` (post-processing op + metadata + labels)."""
     labels = list(detector.classes)
     if len(labels) != detector.config.num_classes:
         raise ConversionError(f"{len(labels)} labels for a {detector.config.num_classes}-class detector")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(path, with_metadata(to_tflite(detector, **options), labels))
+    atomic.write_bytes(path, with_metadata(to_tflite(detector, postprocess), labels))
     return Path(path)
 
 
@@ -171,109 +188,28 @@ def run_tflite(model: bytes | str | Path, images: np.ndarray):
     return results
 
 
-def _decode(codes, logits, anchors: np.ndarray, pad_to: int):
-    """Box codes + logits -> (confidence [A, C'] per-class sigmoid without the background,
-    zero-padded to a multiple of ``pad_to``; coordinates [A, 4] normalized cx, cy, w, h)."""
-    a = tf.constant(np.asarray(anchors, np.float32))
-    sy, sx, sh, sw = box_coder.SCALES
-    codes = codes[0]
-    yc = codes[:, 0:1] / sy * a[:, 2:3] + a[:, 0:1]
-    xc = codes[:, 1:2] / sx * a[:, 3:4] + a[:, 1:2]
-    h = tf.exp(codes[:, 2:3] / sh) * a[:, 2:3]
-    w = tf.exp(codes[:, 3:4] / sw) * a[:, 3:4]
-    confidence = tf.sigmoid(logits[0, :, 1:])
-    classes = confidence.shape[-1]
-    if pad_to and classes % pad_to:
-        confidence = tf.pad(confidence, [[0, 0], [0, pad_to - classes % pad_to]])
-    return confidence, tf.concat([xc, yc, w, h], axis=1)
+def postprocess_of_tflite(model: bytes) -> PostprocessConfig:
+    """The settings a detection .tflite's ``TFLite_Detection_PostProcess`` op applies, read back
+    from its custom options (thresholds are float32 there: 7 significant digits)."""
+    from edgetailor.converters.tflite import custom_options
+
+    options = custom_options(model).get(POSTPROCESS_OP)
+    if options is None:
+        raise ConversionError(f"the model has no {POSTPROCESS_OP} op")
+    return PostprocessConfig(int(options["max_detections"]), _float32(options["nms_score_threshold"]),
+                             _float32(options["nms_iou_threshold"]), bool(options["use_regular_nms"]))
 
 
-def coreml_labels(labels, pad: bool = True) -> list[str]:
-    """Class labels as the NMS model lists them (padded to a multiple of 80 for ML Programs)."""
-    labels = list(labels)
-    if pad and len(labels) % COREML_CLASS_PAD:
-        labels += [f"_pad{i}" for i in range(COREML_CLASS_PAD - len(labels) % COREML_CLASS_PAD)]
-    return labels
+def _float32(value: float) -> float:
+    return float(f"{float(value):.7g}")
 
 
-def to_coreml(detector, iou_threshold: float = 0.45, confidence_threshold: float = 0.25):
-    """The Core ML pipeline (decoder ML Program -> NonMaximumSuppression) as an unloaded MLModel."""
-    import coremltools as ct
-
-    r = detector.resolution
-    labels = coreml_labels(detector.classes)
-    model, anchors = detector.model, detector.anchors
-
-    @tf.function(input_signature=[tf.TensorSpec([1, r, r, 3], tf.float32, name="image")])
-    def decode(image):
-        codes, logits = model(image, training=False)
-        return _decode(codes, logits, anchors, COREML_CLASS_PAD)
-
-    decoder = image_program(decode.get_concrete_function(), r, ssdlite.NORM_MEAN, ssdlite.NORM_STD)
-    spec = decoder.get_spec()
-    for out, name in zip(list(spec.description.output), ("raw_confidence", "raw_coordinates")):
-        ct.utils.rename_feature(spec, out.name, name)
-    num_anchors = len(detector.anchors)
-    for out, width in zip(spec.description.output, (len(labels), 4)):
-        shape = list(out.type.multiArrayType.shape)
-        if shape != [num_anchors, width]:  # the NMS stage reads these as N x C and N x 4
-            raise RuntimeError(f"decoder output {out.name} has shape {shape}, "
-                               f"expected {[num_anchors, width]}")
-    weights_dir = decoder.weights_dir
-
-    nms_spec = ct.proto.Model_pb2.Model()
-    nms_spec.specificationVersion = spec.specificationVersion
-    for i, name in enumerate(("confidence", "coordinates")):
-        decoded = spec.description.output[i].SerializeToString()
-        nms_spec.description.input.add().ParseFromString(decoded)
-        out = nms_spec.description.output.add()
-        out.ParseFromString(decoded)
-        out.name = name
-        array = out.type.multiArrayType
-        del array.shape[:]
-        array.shapeRange.sizeRanges.add(lowerBound=0, upperBound=-1)
-        width = len(labels) if i == 0 else 4
-        array.shapeRange.sizeRanges.add(lowerBound=width, upperBound=width)
-    for name in ("iouThreshold", "confidenceThreshold"):
-        feature = nms_spec.description.input.add()
-        feature.name = name
-        feature.type.doubleType.SetInParent()
-    nms = nms_spec.nonMaximumSuppression
-    nms.confidenceInputFeatureName = "raw_confidence"
-    nms.coordinatesInputFeatureName = "raw_coordinates"
-    nms.confidenceOutputFeatureName = "confidence"
-    nms.coordinatesOutputFeatureName = "coordinates"
-    nms.iouThresholdInputFeatureName = "iouThreshold"
-    nms.confidenceThresholdInputFeatureName = "confidenceThreshold"
-    nms.iouThreshold = iou_threshold
-    nms.confidenceThreshold = confidence_threshold
-    nms.pickTop.perClass = True
-    nms.stringClassLabels.vector.extend(labels)
-
-    pipeline = ct.models.pipeline.Pipeline(
-        input_features=[("image", ct.models.datatypes.Array(3, r, r)),
-                        ("iouThreshold", ct.models.datatypes.Double()),
-                        ("confidenceThreshold", ct.models.datatypes.Double())],
-        output_features=["confidence", "coordinates"])
-    pipeline.add_model(spec)  # the edited spec: no extra MLModel (each one rewrites the package)
-    pipeline.add_model(nms_spec)
-    pipeline.spec.description.input[0].ParseFromString(spec.description.input[0].SerializeToString())
-    pipeline.spec.description.output[0].ParseFromString(nms_spec.description.output[0].SerializeToString())
-    pipeline.spec.description.output[1].ParseFromString(nms_spec.description.output[1].SerializeToString())
-    pipeline.spec.specificationVersion = spec.specificationVersion
-    description = pipeline.spec.description
-    description.input[1].shortDescription = f"IoU threshold override (default {iou_threshold})"
-    description.input[2].shortDescription = f"confidence threshold override (default {confidence_threshold})"
-    description.output[0].shortDescription = "per-class confidence of each kept box (background dropped)"
-    description.output[1].shortDescription = "boxes (x_center, y_center, width, height), normalized"
-    description.metadata.userDefined.update({
-        "classes": ",".join(detector.classes), "iou_threshold": str(iou_threshold),
-        "confidence_threshold": str(confidence_threshold), "architecture": "ssdlite",
-        "backbone": detector.spec.encode()})
-    return ct.models.MLModel(pipeline.spec, weights_dir=weights_dir, skip_model_load=True)
+def to_coreml(detector, postprocess: PostprocessConfig = PostprocessConfig()):
+    """The Core ML pipeline (``coreml_pipeline.build``) as an unloaded MLModel."""
+    return coreml_pipeline.build(detector, postprocess)
 
 
-def export_coreml(detector, path: str | Path, **options) -> Path:
+def export_coreml(detector, path: str | Path, postprocess: PostprocessConfig = PostprocessConfig()) -> Path:
     """Write the Vision-ready ``.mlpackage`` pipeline (atomically: a temp dir, then rename)."""
-    model = to_coreml(detector, **options)
+    model = to_coreml(detector, postprocess)
     return atomic.write_atomically(path, lambda staged: model.save(str(staged)), replace=True)
