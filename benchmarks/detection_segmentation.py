@@ -26,6 +26,7 @@ def _detection(args, profile, folder: Path) -> dict:
     from edgetailor.tasks.detection import coco_eval, train as det_train, ssdlite
     from edgetailor.data import shapes
     from edgetailor.tasks.detection import export as detection_export
+    from edgetailor.tasks.detection.postprocess import PostprocessConfig
     from edgetailor.profiling.timing import time_tflite
 
     r = args.det_resolution
@@ -36,7 +37,9 @@ def _detection(args, profile, folder: Path) -> dict:
     detector = det_train.train(train, spec, epochs=args.det_epochs, learning_rate=0.02)
     train_s = time.perf_counter() - start
     keras = det_train.evaluate(detector, val)
-    path = detection_export.export_tflite(detector, folder / "detector.tflite", max_detections=20)
+    # COCO AP wants every box in the running: score floor 0, 20 class-agnostic detections per image
+    evaluation = PostprocessConfig(max_detections=20, score_threshold=0.0, iou_threshold=0.6)
+    path = detection_export.export_tflite(detector, folder / "detector.tflite", evaluation)
     results = detection_export.run_tflite(path, val.images)
     lite = coco_eval.evaluate(val.boxes, val.labels, [x[0] for x in results], [x[2] for x in results],
                               [x[1] for x in results], detector.classes, (r, r))

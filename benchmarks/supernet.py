@@ -10,10 +10,10 @@ Reports, in one table:
   recalibration + measurement time, excluding conversion (target: under 30 s);
 - the multi-target folder for three phones, conversion included.
 
-The space is ``ofa_mbv3`` with its channels divided by ``--divide`` (default 2; 1 = the real
-space), all five stages kept, so that a run fits on two CPU cores.
+The space is ``ofa_proxy`` (Once-for-All's first two stages at a quarter width), so that a run fits
+on two CPU cores; ``--space ofa_mbv3 --divide 2`` runs all five stages at half width.
 
-    python benchmarks/supernet.py                 # ~25 minutes on two cores
+    python benchmarks/supernet.py                 # ~15 minutes on two cores
     python benchmarks/supernet.py --quick         # smoke run (~4 minutes)
 """
 from __future__ import annotations
@@ -32,12 +32,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PHONES = ("pixel1", "galaxy_s8", "iphone_x")
 
 
-def proxy_space(divide: int):
+def proxy_space(name: str, divide: int):
+    """``name`` from the registry, its channels divided by ``divide`` (1: as registered)."""
     from edgetailor.arch import spaces
 
-    space = spaces.get("ofa_mbv3")
+    space = spaces.get(name)
     if divide == 1:
         return space
+    if name != "ofa_mbv3":
+        raise SystemExit("--divide applies to ofa_mbv3")
     stages = tuple(dataclasses.replace(s, channels=max(8, s.channels // divide)) for s in space.stages)
     return dataclasses.replace(space, name=f"ofa_mbv3_div{divide}", stages=stages,
                                stem=f"conv_k3_s2_c{24 // divide}_hs,ir_k3_e1_c{24 // divide}_re",
@@ -61,10 +64,12 @@ def scratch_top1(spec, source, epochs: int, learning_rate: float, seed: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, to check the script runs")
-    parser.add_argument("--divide", type=int, default=2, help="channel divisor of ofa_mbv3 (1: real space)")
-    parser.add_argument("--images", type=int, default=1200, help="shapes training images")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per phase (six phases)")
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[48, 64])
+    parser.add_argument("--space", default="ofa_proxy", help="ofa_proxy or ofa_mbv3")
+    parser.add_argument("--divide", type=int, default=1, help="ofa_mbv3's channels divided by this")
+    parser.add_argument("--images", type=int, default=640, help="shapes training images")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per phase (six phases)")
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[40, 48])
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=0.4)
     parser.add_argument("--measure", type=int, default=40, help="sub-networks measured for the predictor")
     parser.add_argument("--compare", type=int, default=10, help="sub-networks also trained from scratch")
@@ -72,7 +77,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.images, args.epochs, args.resolutions, args.measure, args.compare = 64, 1, [32], 6, 2
+        args.images, args.epochs, args.resolutions, args.measure, args.compare = 64, 1, [40], 6, 2
 
     from edgetailor.latency import profiles
     from edgetailor.specialize import Request, specialize_targets
@@ -83,9 +88,9 @@ def main() -> None:
 
     work = args.out or Path(tempfile.mkdtemp(prefix="supernet_bench_"))
     work.mkdir(parents=True, exist_ok=True)
-    space = proxy_space(args.divide)
+    space = proxy_space(args.space, args.divide)
     options = TrainOptions(epochs=args.epochs, resolutions=tuple(args.resolutions), images=args.images,
-                           learning_rate=args.learning_rate, batch_size=min(64, args.images))
+                           learning_rate=args.learning_rate, batch_size=min(args.batch_size, args.images))
     started = time.perf_counter()
     result = train(space, "shapes", work / "ckpt", options)
     train_s = time.perf_counter() - started

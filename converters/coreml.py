@@ -268,8 +268,8 @@ def nms_settings(spec) -> dict | None:
     if model is None:
         return None
     nms = model.nonMaximumSuppression
-    confidence = next(o for o in model.description.output if o.name == nms.confidenceOutputFeatureName)
-    rows = confidence.type.multiArrayType.shapeRange.sizeRanges
+    confidence = next((o for o in model.description.output if o.name == nms.confidenceOutputFeatureName), None)
+    rows = confidence.type.multiArrayType.shapeRange.sizeRanges if confidence is not None else []
     upper = rows[0].upperBound if rows else -1
     return {"iou_threshold": nms.iouThreshold, "confidence_threshold": nms.confidenceThreshold,
             "per_class": nms.pickTop.perClass, "max_boxes": upper if upper >= 0 else None,

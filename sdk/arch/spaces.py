@@ -156,6 +156,14 @@ SPACES: dict[str, Space] = {space.name: space for space in [
            StageDef(192, 2, (2, 3, 4), tuple(t.replace("_hs", "_hse0.25_hs")
                                             for t in _per_layer((3, 5, 7), (3, 4, 6), "hs")))),
           "conv_k1_c1152_hs,pool,fc_c1536_hs", resolutions=(160, 176, 192, 208, 224)),
+    Space("ofa_proxy", "Once-for-All's first two stages at a quarter of ofa_mbv3's widths, same "
+          "choices (depth 2/3/4, kernel 3/5/7 x expand 3/4/6), 40-48 px: a supernet that trains in "
+          "minutes on a CPU, to try the train-once flow at proxy scale",
+          "conv_k3_s2_c8_hs,ir_k3_e1_c8_re",
+          (StageDef(8, 2, (2, 3, 4), _per_layer((3, 5, 7), (3, 4, 6), "re")),
+           StageDef(12, 2, (2, 3, 4), tuple(t.replace("_re", "_hse0.25_re")
+                                           for t in _per_layer((3, 5, 7), (3, 4, 6), "re")))),
+          "conv_k1_c288_hs,pool,fc_c384_hs", resolutions=(40, 48)),
 ]}
 
 

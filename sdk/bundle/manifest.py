@@ -70,6 +70,7 @@ class Manifest:
     labels: list[str]
     warnings: list[str] = field(default_factory=list)
     source_model: dict | None = None
+    postprocess: dict | None = None   # detection: what both models return (PostprocessConfig)
     tflite: dict = field(default_factory=dict)
     coreml: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
@@ -86,7 +87,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         p = self.profile
-        return {
+        data = {
             "schema": SCHEMA, "created": self.created, "task": self.task, "arch": self.arch,
             "model_name": self.model_name, "weights": self.weights, "source_model": self.source_model,
             "warnings": self.warnings,
@@ -96,6 +97,9 @@ class Manifest:
             "labels": list(self.labels), "tflite": self.tflite, "coreml": self.coreml,
             "files": self.files, "tools": self.tools,
         }
+        if self.postprocess is not None:
+            data["postprocess"] = self.postprocess
+        return data
 
 
 def read_labels(path: str | Path) -> list[str]:

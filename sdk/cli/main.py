@@ -193,9 +193,9 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
 @click.option("--resolution", type=click.IntRange(32, 1024),
               help="Detection/segmentation input size in px (default 320 / 256).")
 @click.option("--max-detections", type=int,
-              help="Detection: boxes returned per image, 1-1000 (default 25), on TFLite and Core ML alike.")
-@click.option("--score-threshold", type=float,
-              help="Detection: lowest score returned, 0 <= s < 1 (default 0.25).")
+              help="Detection: boxes returned per image, 1-1000 (default 25); TFLite and Core ML apply "
+                   "the same settings.")
+@click.option("--score-threshold", type=float, help="Detection: lowest score returned, 0 <= s < 1 (default 0.25).")
 @click.option("--iou-threshold", type=float,
               help="Detection: IoU above which NMS drops the weaker box, 0 < IoU <= 1 (default 0.6).")
 @click.option("--class-aware-nms/--class-agnostic-nms", "class_aware", default=None,
@@ -249,7 +249,13 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
     from edgetailor.tasks.detection.postprocess import PostprocessConfig
 
     progress = lambda message: click.echo(message, err=True)  # noqa: E731
+    postprocess = PostprocessConfig.from_options(max_detections, score_threshold, iou_threshold, class_aware)
     if targets_text is not None:
+        extra = [name for name, given in (("--task", task != "classification"), ("--search", search_space),
+                                          ("--labels", labels_path), ("--resolution", resolution),
+                                          ("detection options", postprocess)) if given]
+        if extra:
+            fail(f"--targets makes supernet classifiers; {', '.join(extra)} do not apply")
         _specialize_targets(supernet, targets_text, device, budget_ms, finetune, dataset, out_dir, as_json,
                             progress)
         return
@@ -262,7 +268,7 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
         epochs=epochs, labels=tuple(read_labels(labels_path)) if labels_path else None,
         search=SearchRequest(search_space, trials, strategy) if search_space else None,
         resolution=resolution, supernet=supernet, finetune=finetune,
-        postprocess=PostprocessConfig.from_options(max_detections, score_threshold, iou_threshold, class_aware))
+        postprocess=postprocess)
     summary = run(request, progress=progress, quiet=True)
     if as_json:
         emit_json(summary)

@@ -49,7 +49,8 @@ class _PhaseBars:
 
 @supernet_group.command("train")
 @click.option("--space", default="ofa_mbv3", show_default=True, type=click.Choice(sorted(spaces.SPACES)),
-              help="Search space the supernet covers (Once-for-All shaped: ofa_mbv3).")
+              help="Search space the supernet covers (Once-for-All shaped: ofa_mbv3, or ofa_proxy, its "
+                   "first two stages at a quarter width, which trains in minutes on a CPU).")
 @click.option("--dataset", required=True, help="Folder with one sub-folder per class, or 'shapes' (built in).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Checkpoint folder (created; rerun the same command to resume).")
@@ -60,9 +61,10 @@ class _PhaseBars:
                    "[default: the space's resolutions].")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="Images per step, over all devices.")
-@click.option("--learning-rate", type=click.FloatRange(0, 100, min_open=True), default=0.03, show_default=True,
+@click.option("--learning-rate", type=click.FloatRange(0, 100, min_open=True), default=0.4, show_default=True,
               help="SGD rate per 64 images of the first two phases (the later ones run at Once-for-All's "
-                   "fractions of it); 0.03 is Once-for-All's, sized for ImageNet-long runs.")
+                   "fractions of it); measured at proxy scale. Once-for-All's ImageNet-long runs use 0.03; "
+                   "lower it if training diverges.")
 @click.option("--images", type=click.IntRange(2, 10 ** 6), default=2000, show_default=True,
               help="shapes only: training images (a quarter as many more are held out).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split, weights and sub-network draws.")

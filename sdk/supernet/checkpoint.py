@@ -119,8 +119,8 @@ def open_data(state: State, folder: Path, dataset: str | Path | None = None) -> 
 
 
 def definition(space: spaces.Space) -> dict:
-    """A space as JSON-ready data (``space_of`` reads it back)."""
-    return dataclasses.asdict(space)
+    """A space as JSON data (lists, not tuples: as ``state.json`` reads back); ``space_of`` inverts it."""
+    return json.loads(json.dumps(dataclasses.asdict(space)))
 
 
 def space_of(state: State) -> spaces.Space:

@@ -137,7 +137,7 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.sign(a[:, None] - a[None, :])[upper] * np.sign(b[:, None] - b[None, :])[upper]))
 
 
-def fit(features: np.ndarray, top1: np.ndarray, fingerprint: str, seed: int = 0, steps: int = 1500,
+def fit(features: np.ndarray, top1: np.ndarray, fingerprint: str, seed: int = 0, steps: int = 600,
         learning_rate: float = 1e-3, weight_decay: float = 1e-4) -> AccuracyPredictor:
     """Fit on a seeded 80 % of the measured sub-networks, report the error on the other 20 %."""
     features, top1 = np.asarray(features, np.float32), np.asarray(top1, np.float32)

@@ -9,6 +9,7 @@ the transfer MobileNetV3 and MnasNet report for SSDLite. Every result names that
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -215,12 +216,22 @@ class DenseTask:
                 "ImageNet top-1 is what the candidates were ranked by; this bundle's weights are random")
         return self.wrap(self.head.build(spec, config), spec, config, labels), accuracy
 
+    def export_options(self, request: Request) -> dict:
+        """Keyword arguments both of the task's exporters take (detection: its post-processing)."""
+        return {}
+
+    def read_back(self, folder, options: dict) -> tuple[dict, dict]:
+        """What only this task's exported files hold, read back from them and checked against
+        ``options``: extra (TFLite, Core ML) manifest parts."""
+        return {}, {}
+
     def bundle(self, trained, labels: list[str], choice: Choice, accuracy: Accuracy, weights: str,
                request: Request, progress: Progress, quiet: bool) -> dict:
         from edgetailor.bundle.manifest import LatencyReport, Manifest
         from edgetailor.bundle.writer import write_bundle
 
         spec, profile = trained.spec, request.profile
+        options = self.export_options(request)
         manifest = Manifest(
             task=self.name, model_name=choice.name, weights=weights, profile=profile,
             arch={"name": choice.name, "spec": spec.encode(), "resolution": spec.resolution,
@@ -230,26 +241,39 @@ class DenseTask:
             accuracy=accuracy, labels=list(labels),
             input={"name": "image", "shape": [1, spec.resolution, spec.resolution, 3], "layout": "NHWC",
                    "color": "RGB", "normalization": {"mean": [self.head.NORM_MEAN] * 3,
-                                                     "std": [self.head.NORM_STD] * 3}})
-        return write_bundle(request.out_dir, manifest, lambda folder: self._write_models(trained, folder, progress),
+                                                     "std": [self.head.NORM_STD] * 3}},
+            postprocess=options["postprocess"].to_dict() if "postprocess" in options else None)
+        return write_bundle(request.out_dir, manifest,
+                            lambda folder: self._write_models(trained, folder, options, progress),
                             progress=progress, quiet=quiet)
 
-    def _write_models(self, trained, folder, progress: Progress) -> tuple[dict, dict]:
+    def _write_models(self, trained, folder, options: dict, progress: Progress) -> tuple[dict, dict]:
         from edgetailor.converters import coreml, tflite
 
         exporter = self.exporter()
         progress(f"converting the {self.name} model to TFLite (float32, with metadata)")
-        exporter.export_tflite(trained, folder / "model.tflite")
+        exporter.export_tflite(trained, folder / "model.tflite", **options)
         progress("converting to Core ML" + self.coreml_note)
-        exporter.export_coreml(trained, folder / "model.mlpackage")
+        exporter.export_coreml(trained, folder / "model.mlpackage", **options)
         described = tflite.describe((folder / "model.tflite").read_bytes())
         package = coreml.describe_package(folder / "model.mlpackage")
+        tflite_part = {"inputs": described["inputs"], "outputs": _described(described["outputs"], exporter.OUTPUTS),
+                       "ops": described["ops"], "metadata_labels": (described["metadata"] or {}).get("labels")}
         coreml_part = {k: package[k] for k in ("type", "specification_version", "inputs", "outputs")}
+        coreml_part["labels"] = package.get("classes") or json.loads(package["metadata"]["user_defined"]["labels"])
         coreml_part["predict"] = "not run: Core ML prediction needs macOS (see ios_harness)"
-        return ({"inputs": described["inputs"], "outputs": described["outputs"], "ops": described["ops"],
-                 "metadata_labels": (described["metadata"] or {}).get("labels")}, coreml_part)
+        tflite_extra, coreml_extra = self.read_back(folder, options)
+        return {**tflite_part, **tflite_extra}, {**coreml_part, **coreml_extra}
 
     coreml_note = ""
+
+
+def _described(outputs: list[dict], meanings: dict[str, str]) -> list[dict]:
+    """TFLite ``outputs`` with what each one holds: the exporter's table, in output order (its keys
+    are the names the metadata gives them; the segmenter's tensor keeps the converter's name)."""
+    if len(outputs) != len(meanings):
+        raise RuntimeError(f"the exporter describes {len(meanings)} output(s), the model has {len(outputs)}")
+    return [{**o, "description": meaning} for o, meaning in zip(outputs, meanings.values())]
 
 
 def _plain(config) -> dict:

@@ -205,7 +205,8 @@ def test_core_ml_package_passes_its_static_checks(coreml):
                                                  "class_labels", "precision", "metadata"}
     info = describe_package(path)
     assert info["type"] == "mlProgram" and info["precision"] == "float16"
-    assert info["inputs"] == [{"name": "image", "type": "image", "height": 32, "width": 32, "color_space": "RGB"}]
+    assert info["inputs"] == [{"name": "image", "type": "image", "height": 32, "width": 32, "color_space": "RGB",
+                               "description": "RGB image; normalised in the model"}]
     assert [o["name"] for o in info["outputs"]] == ["classLabel", "classLabel_probs"]
     assert info["classes"] == list(LABELS[:3])
     assert info["preprocessing"]["scale"] == pytest.approx([1 / 127.5])

@@ -138,6 +138,7 @@ def test_specialize_targets_writes_a_bundle_per_phone_an_index_and_selectors(sup
     (["--supernet", "{ckpt}", "--targets", "nokia3310:40"], "nokia3310"),
     (["--supernet", "{ckpt}", "--targets", "pixel1:0.01,iphone_x:5"], "no sub-network of .* meets 0.01 ms on"),
     (["--supernet", "{ckpt}", "--targets", "pixel1:40", "--device", "pixel1"], "drop --device"),
+    (["--supernet", "{ckpt}", "--targets", "pixel1:40", "--iou-threshold", "0.5"], "detection options do not apply"),
     (["--supernet", "{ckpt}", "--device", "pixel1", "--budget-ms", "0.01"], "the fastest, r32 d2,2"),
     (["--supernet", "{ckpt}", "--device", "pixel1", "--budget-ms", "40", "--task", "detection"],
      "specializes classifiers"),

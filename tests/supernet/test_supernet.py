@@ -320,13 +320,13 @@ def test_cli_refuses_a_space_that_is_not_elastic(tmp_path):
 def test_cli_trains_the_ofa_supernet_and_fits_its_accuracy_predictor(tmp_path):
     from edgetailor.cli.main import main
 
-    args = ["supernet", "train", "--dataset", "shapes", "--out", str(tmp_path / "ckpt"), "--epochs", "1",
-            "--resolution", "32", "--batch-size", "8", "--images", "8", "--measure", "5", "--json"]
+    args = ["supernet", "train", "--space", "ofa_proxy", "--dataset", "shapes", "--out", str(tmp_path / "ckpt"),
+            "--epochs", "1", "--resolution", "40", "--batch-size", "8", "--images", "8", "--measure", "5", "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["space"] == "ofa_mbv3" and summary["phase"] == "expand_2"
-    assert len(summary["measured"]) == 5 and summary["measured"][0]["subnet"].startswith("r32 d4,4,4,4,4 k7")
+    assert summary["space"] == "ofa_proxy" and summary["phase"] == "expand_2"
+    assert len(summary["measured"]) == 5 and summary["measured"][0]["subnet"].startswith("r40 d4,4 k7")
     assert summary["predictor"]["fitted_on"] == 4 and summary["predictor"]["held_out"]["subnets"] == 1
     assert (tmp_path / "ckpt" / "accuracy_predictor.npz").is_file()
     rerun = CliRunner().invoke(main, args)  # everything done: resumes, trains nothing

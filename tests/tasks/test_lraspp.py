@@ -125,7 +125,8 @@ def test_coreml_ml_program_with_mask_output(segmenter, tmp_path):
     assert mask.name == "mask" and list(mask.type.multiArrayType.shape) == [1, RESOLUTION, RESOLUTION]
     assert probabilities.name == "probabilities"
     assert list(probabilities.type.multiArrayType.shape) == [1, RESOLUTION, RESOLUTION, len(LABELS)]
-    assert spec.description.metadata.userDefined["labels"] == ",".join(LABELS)
+    assert json.loads(spec.description.metadata.userDefined["labels"]) == list(LABELS)  # a list, not a joined string
+    assert mask.shortDescription and probabilities.shortDescription
     assert (path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").is_file()
     assert not list(tmp_path.glob(".segmenter.mlpackage.*"))  # nothing half written left behind
 

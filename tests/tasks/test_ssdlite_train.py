@@ -1,6 +1,7 @@
 """A tiny SSDLite trained on ``shapes`` finds held-out shapes in Keras, in the TFLite interpreter
 (graph ending in TFLite_Detection_PostProcess, ObjectDetector metadata) and exports a Core ML
-NMS pipeline that is checked statically.
+NMS pipeline that is checked statically; both return the same detections for one
+``PostprocessConfig``.
 
 Tiny detector: mobilenet_v3_small at width 0.5, 160 px, trained from scratch on 640 ``shapes``
 images (seed 0) for 15 epochs (about 1-1.5 minutes on two shared cores); held out: 100 images of
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from edgetailor.tasks.detection import coco_eval, train as det_train
+from edgetailor.tasks.detection.postprocess import PostprocessConfig
 from edgetailor.data import shapes
 from edgetailor.arch import zoo
 
@@ -20,6 +22,9 @@ pytestmark = pytest.mark.slow  # trains or converts models
 AP50_MIN = 0.15        # COCO mAP@0.5 on held-out shapes (Keras and TFLite)
 AP_MIN = 0.05          # COCO mAP@[.5:.95] on held-out shapes (Keras)
 RESOLUTION = 160
+# every box in the running (score floor 0), as COCO AP wants; class-agnostic, as TFLite's fast NMS
+EVALUATION = PostprocessConfig(max_detections=20, score_threshold=0.0, iou_threshold=0.6)
+CLASS_AWARE = PostprocessConfig(max_detections=12, score_threshold=0.02, iou_threshold=0.45, class_aware=True)
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +40,26 @@ def held_out():
 
 
 @pytest.fixture(scope="module")
-def tflite_path(detector, tmp_path_factory):
+def exported(detector, tmp_path_factory):
+    """``exported(kind, postprocess)``: the detector's .tflite or .mlpackage path with those
+    settings, converted once per module."""
     from edgetailor.tasks.detection import export as detection_export
 
-    return detection_export.export_tflite(detector, tmp_path_factory.mktemp("det") / "detector.tflite",
-                                          max_detections=20)
+    writers = {"tflite": detection_export.export_tflite, "mlpackage": detection_export.export_coreml}
+    cache = {}
+
+    def get(kind: str, postprocess: PostprocessConfig):
+        if (kind, postprocess) not in cache:
+            folder = tmp_path_factory.mktemp("det")
+            cache[kind, postprocess] = writers[kind](detector, folder / f"detector.{kind}", postprocess)
+        return cache[kind, postprocess]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def tflite_path(exported):
+    return exported("tflite", EVALUATION)
 
 
 def test_training_converges(detector):
@@ -63,6 +83,7 @@ def test_tflite_graph_ends_in_the_postprocess_op_with_task_library_outputs(tflit
     assert ops.count("TFLite_Detection_PostProcess") == 1
     (inp,) = interpreter.get_input_details()
     assert list(inp["shape"]) == [1, RESOLUTION, RESOLUTION, 3] and inp["dtype"] == np.float32
+    assert inp["name"] == "image"  # as the classifier's and segmenter's
     outs = interpreter.get_output_details()
     assert [list(o["shape"]) for o in outs] == [[1, 20, 4], [1, 20], [1, 20], [1]]
     assert [o["name"] for o in outs] == ["location", "category", "score", "number of detections"]
@@ -103,17 +124,15 @@ def test_tflite_detector_finds_held_out_shapes(tflite_path, detector, held_out):
     np.testing.assert_allclose(results[0][0][0], np.clip(keras_top.boxes[0], 0, 1), atol=0.02)
 
 
-def test_coreml_pipeline_ends_in_nms_with_vision_outputs(detector, tmp_path):
+def test_coreml_pipeline_ends_in_nms_with_vision_outputs(detector, exported):
     import coremltools as ct
 
-    from edgetailor.tasks.detection import export as detection_export
-
-    path = detection_export.export_coreml(detector, tmp_path / "detector.mlpackage")
+    path = exported("mlpackage", EVALUATION)
     spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
     assert spec.WhichOneof("Type") == "pipeline"
-    decoder, nms_model = spec.pipeline.models
-    assert decoder.WhichOneof("Type") == "mlProgram"
-    assert nms_model.WhichOneof("Type") == "nonMaximumSuppression"
+    decoder, trim, nms_model = spec.pipeline.models
+    assert [m.WhichOneof("Type") for m in spec.pipeline.models] == ["mlProgram", "neuralNetwork",
+                                                                    "nonMaximumSuppression"]
     assert [i.name for i in spec.description.input] == ["image", "iouThreshold", "confidenceThreshold"]
     assert spec.description.input[0].type.WhichOneof("Type") == "imageType"
     assert [o.name for o in spec.description.output] == ["confidence", "coordinates"]
@@ -121,28 +140,127 @@ def test_coreml_pipeline_ends_in_nms_with_vision_outputs(detector, tmp_path):
     assert (nms.confidenceInputFeatureName, nms.coordinatesInputFeatureName) == ("raw_confidence", "raw_coordinates")
     assert nms.iouThresholdInputFeatureName == "iouThreshold"
     assert nms.confidenceThresholdInputFeatureName == "confidenceThreshold"
-    assert nms.pickTop.perClass
-    labels = list(nms.stringClassLabels.vector)
-    assert tuple(labels[:6]) == shapes.CLASSES and len(labels) % 80 == 0  # ML Program NMS padding
-    conf, coords = decoder.description.output
-    assert list(conf.type.multiArrayType.shape) == [len(detector.anchors), len(labels)]
-    assert list(coords.type.multiArrayType.shape) == [len(detector.anchors), 4]
-    ranges = spec.description.output[1].type.multiArrayType.shapeRange.sizeRanges
-    assert [(r.lowerBound, r.upperBound) for r in ranges] == [(0, -1), (4, 4)]
-    assert spec.description.metadata.userDefined["classes"] == ",".join(shapes.CLASSES)
+    assert not nms.pickTop.perClass  # EVALUATION is class-agnostic
+    assert tuple(nms.stringClassLabels.vector) == shapes.CLASSES  # the real labels only
+    anchors = len(detector.anchors)
+    shapes_of = lambda model: [list(o.type.multiArrayType.shape) for o in model.description.output]  # noqa: E731
+    # the decoder pads the classes to 80 columns (see coreml_pipeline); the trim stage drops them
+    assert shapes_of(decoder) == [[anchors, 80], [anchors, 4]]
+    assert shapes_of(trim) == [[anchors, len(shapes.CLASSES)], [anchors, 4]]
+    for output, width in zip(spec.description.output, (len(shapes.CLASSES), 4)):
+        ranges = output.type.multiArrayType.shapeRange.sizeRanges
+        assert [(r.lowerBound, r.upperBound) for r in ranges] == [(0, EVALUATION.max_detections), (width, width)]
+    assert json.loads(spec.description.metadata.userDefined["labels"]) == list(shapes.CLASSES)
+
+
+def test_coreml_thresholds_are_optional_inputs_defaulting_to_the_bundle(exported):
+    """Xcode's generated prediction(...) leaves optional inputs out; the NMS model then applies
+    its own thresholds. Inside the pipeline the NMS model's inputs stay required, as Core ML's
+    validator wants of that model type (Turi Create marks them the same way)."""
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(exported("mlpackage", EVALUATION)))
+    image, iou, confidence = spec.description.input
+    assert not image.type.isOptional
+    assert iou.type.isOptional and confidence.type.isOptional
+    assert iou.type.WhichOneof("Type") == confidence.type.WhichOneof("Type") == "doubleType"
+    nms_model = spec.pipeline.models[-1]
+    assert not any(f.type.isOptional for f in nms_model.description.input)
+    nms = nms_model.nonMaximumSuppression
+    assert (nms.iouThreshold, nms.confidenceThreshold) == (EVALUATION.iou_threshold, EVALUATION.score_threshold)
+    assert "default 0.6" in iou.shortDescription and "default 0" in confidence.shortDescription
+
+
+@pytest.mark.parametrize("postprocess", [EVALUATION, CLASS_AWARE], ids=["class-agnostic", "class-aware"])
+def test_both_models_apply_the_requested_postprocessing(exported, postprocess):
+    import coremltools as ct
+
+    from edgetailor.tasks.detection import export as detection_export
+
+    tflite = exported("tflite", postprocess).read_bytes()
+    assert detection_export.postprocess_of_tflite(tflite) == postprocess.as_float32()
+    spec = ct.utils.load_spec(str(exported("mlpackage", postprocess)))
+    assert detection_export.postprocess_of_coreml(spec) == postprocess
+
+
+@pytest.mark.parametrize("postprocess", [EVALUATION, CLASS_AWARE], ids=["class-agnostic", "class-aware"])
+def test_tflite_and_the_coreml_pipeline_return_the_same_detections(detector, held_out, exported, postprocess):
+    """The held-out images through the TFLite model in the interpreter, and through a numpy
+    reference of the Core ML pipeline: the decoder's math (same anchors, box coder 10/10/5/5,
+    sigmoid, pad), the trim stage's slice and the NonMaximumSuppression model, each as the saved
+    .mlpackage's spec says (pad width, slice end, thresholds, per-class flag, box cap and labels
+    are read back from it). Core ML prediction needs macOS, so the pipeline itself does not run
+    here: the reference NMS follows NonMaximumSuppression.proto (boxes ranked by their best class,
+    greedy suppression above the IoU threshold, per class: only boxes with the same argmax label,
+    at most the outputs' row bound)."""
+    import coremltools as ct
+
+    from edgetailor.tasks.detection import export as detection_export
+
+    images = held_out.images[:40]
+    spec = ct.utils.load_spec(str(exported("mlpackage", postprocess)))
+    expected = coreml_reference(detector, images, spec)
+    actual = detection_export.run_tflite(exported("tflite", postprocess), images)
+    for (boxes, classes, scores), (ref_boxes, ref_classes, ref_scores) in zip(actual, expected):
+        assert len(boxes) == len(ref_boxes) <= postprocess.max_detections
+        np.testing.assert_array_equal(classes, ref_classes)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(boxes, ref_boxes, atol=1e-4)
+    counts = [len(r[0]) for r in actual]
+    assert sum(counts) >= len(images)  # not a comparison of empty lists
+    if postprocess == EVALUATION:
+        assert max(counts) == postprocess.max_detections  # the cap, reached, is the same on both
+
+
+def coreml_reference(detector, images, spec) -> list[tuple]:
+    """Per image (boxes ymin, xmin, ymax, xmax; classes; scores) as the Core ML pipeline ``spec``
+    would return them, computed in numpy from the Keras model's raw outputs."""
+    from edgetailor.converters.coreml import nms_settings
+    from edgetailor.tasks.detection import box_coder
+
+    decoder, trim, _ = spec.pipeline.models
+    padded = decoder.description.output[0].type.multiArrayType.shape[1]
+    (kept_columns,) = {layer.sliceStatic.endIds[1] for layer in trim.neuralNetwork.layers
+                       if layer.WhichOneof("layer") == "sliceStatic"}
+    settings = nms_settings(spec)
+    assert settings["labels"] == list(detector.classes)
+    codes, logits = detector.model(det_train.preprocess(images, detector.resolution), training=False)
+    out = []
+    for image_codes, image_logits in zip(codes.numpy(), logits.numpy()):
+        confidence = 1 / (1 + np.exp(-image_logits[:, 1:]))
+        confidence = np.pad(confidence, ((0, 0), (0, padded - confidence.shape[1])))[:, :kept_columns]
+        corners = box_coder.decode(image_codes, detector.anchors)  # the decoder's x/y/w/h, as corners
+        kept = reference_nms(confidence, corners, settings)
+        out.append((corners[kept], confidence[kept].argmax(1), confidence[kept].max(1)))
+    return out
+
+
+def reference_nms(confidence: np.ndarray, corners: np.ndarray, settings: dict) -> np.ndarray:
+    """Indices Core ML's NonMaximumSuppression keeps, best first (NonMaximumSuppression.proto)."""
+    from edgetailor.tasks.detection import box_coder
+
+    labels, best = confidence.argmax(1), confidence.max(1)
+    kept: list[int] = []
+    for i in np.argsort(-best, kind="stable"):
+        if best[i] < settings["confidence_threshold"] or len(kept) == settings["max_boxes"]:
+            break
+        rivals = [k for k in kept if not settings["per_class"] or labels[k] == labels[i]]
+        if rivals and box_coder.iou(corners[i], corners[rivals]).max() > settings["iou_threshold"]:
+            continue
+        kept.append(int(i))
+    return np.array(kept, dtype=np.int64)
 
 
 def test_coreml_decoder_math_matches_the_box_coder(detector):
     import tensorflow as tf
 
-    from edgetailor.tasks.detection import box_coder
-    from edgetailor.tasks.detection import export as detection_export
+    from edgetailor.tasks.detection import box_coder, coreml_pipeline
 
     rng = np.random.default_rng(0)
     anchors = detector.anchors
     codes = rng.normal(0, 1, (1, len(anchors), 4)).astype(np.float32)
     logits = rng.normal(0, 2, (1, len(anchors), 7)).astype(np.float32)
-    confidence, xywh = detection_export._decode(tf.constant(codes), tf.constant(logits), anchors, 80)
+    confidence, xywh = coreml_pipeline.decode(tf.constant(codes), tf.constant(logits), anchors, 80)
     corners = box_coder.decode(codes[0], anchors)
     expected = np.stack([(corners[:, 1] + corners[:, 3]) / 2, (corners[:, 0] + corners[:, 2]) / 2,
                          corners[:, 3] - corners[:, 1], corners[:, 2] - corners[:, 0]], axis=1)

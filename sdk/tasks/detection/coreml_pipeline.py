@@ -148,6 +148,7 @@ def _pipeline(decoder, trim, nms, postprocess: PostprocessConfig):
     spec.specificationVersion = decoder.specificationVersion
     description = spec.description
     description.input[0].CopyFrom(decoder.description.input[0])
+    description.input[0].shortDescription = f"RGB image, {size}x{size} (Vision scales to it); normalised in the model"
     defaults = (postprocess.iou_threshold, postprocess.score_threshold)
     for feature, default in zip(description.input[1:], defaults):
         feature.type.isOptional = True

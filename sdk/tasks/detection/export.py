@@ -24,11 +24,11 @@ import tensorflow as tf
 from edgetailor import _io as atomic
 from edgetailor.errors import ConversionError
 from edgetailor.tasks.detection import box_coder, coreml_pipeline, ssdlite
-from edgetailor.tasks.detection.postprocess import PostprocessConfig
+from edgetailor.tasks.detection.postprocess import PostprocessConfig, float32
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 INPUT_NAME = "image"
-# the four outputs as the Task Library names them (metadata), what each holds
+# the four outputs in order, named as the Task Library reads them (tensors and metadata): what each holds
 OUTPUTS = {
     "location": "boxes (ymin, xmin, ymax, xmax) normalized to 0-1, best score first; rows past "
                 "'number of detections' hold no detection (their values are undefined)",
@@ -37,7 +37,6 @@ OUTPUTS = {
     "number of detections": "how many rows of location, category and score hold detections",
 }
 OUTPUT_NAMES = tuple(OUTPUTS)
-COREML_OUTPUTS = coreml_pipeline.OUTPUTS
 
 
 def _postprocess_stub(num_classes: int, postprocess: PostprocessConfig):
@@ -70,12 +69,12 @@ def _postprocess_stub(num_classes: int, postprocess: PostprocessConfig):
 
 
 def best_class_only(scores: tf.Tensor) -> tf.Tensor:
-    """Sigmoid scores ``[1, A, 1 + C]`` (background first) with every class but each anchor's best
-    set to -1, below any score threshold: the regular (per-class) NMS of the TFLite op then sees
-    each box in one class only, its argmax, as Core ML's per-class NMS does."""
+    """Sigmoid scores ``[1, A, 1 + C]`` (background first) with every class but each anchor's
+    argmax (the first, on a tie) set to -1, below any score threshold: the regular (per-class) NMS
+    of the TFLite op then sees each box in one class only, as Core ML's per-class NMS does."""
     background, classes = scores[..., :1], scores[..., 1:]
-    best = tf.reduce_max(classes, axis=-1, keepdims=True)
-    return tf.concat([background, tf.where(classes >= best, classes, -tf.ones_like(classes))], axis=-1)
+    best = tf.one_hot(tf.argmax(classes, axis=-1), classes.shape[-1], on_value=True, off_value=False)
+    return tf.concat([background, tf.where(best, classes, -tf.ones_like(classes))], axis=-1)
 
 
 def _serving_module(detector, postprocess: PostprocessConfig) -> tf.Module:
@@ -196,12 +195,11 @@ def postprocess_of_tflite(model: bytes) -> PostprocessConfig:
     options = custom_options(model).get(POSTPROCESS_OP)
     if options is None:
         raise ConversionError(f"the model has no {POSTPROCESS_OP} op")
-    return PostprocessConfig(int(options["max_detections"]), _float32(options["nms_score_threshold"]),
-                             _float32(options["nms_iou_threshold"]), bool(options["use_regular_nms"]))
+    return PostprocessConfig(int(options["max_detections"]), float32(options["nms_score_threshold"]),
+                             float32(options["nms_iou_threshold"]), bool(options["use_regular_nms"]))
 
 
-def _float32(value: float) -> float:
-    return float(f"{float(value):.7g}")
+postprocess_of_coreml = coreml_pipeline.postprocess_of
 
 
 def to_coreml(detector, postprocess: PostprocessConfig = PostprocessConfig()):

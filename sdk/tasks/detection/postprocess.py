@@ -22,7 +22,8 @@ most one detection on both platforms. Pure Python: the CLI validates options wit
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import struct
+from dataclasses import asdict, dataclass, replace
 
 from edgetailor.errors import SpecError
 
@@ -70,8 +71,19 @@ class PostprocessConfig:
         given = {name: value for name, value in given.items() if value is not None}
         return cls(**given) if given else None
 
+    def as_float32(self) -> PostprocessConfig:
+        """These settings as TFLite's op options store them: thresholds in float32 (7 digits)."""
+        return replace(self, score_threshold=float32(self.score_threshold),
+                       iou_threshold=float32(self.iou_threshold))
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def float32(value: float) -> float:
+    """``value`` stored as a float32, shown with the 7 significant digits a float32 holds."""
+    (stored,) = struct.unpack("<f", struct.pack("<f", float(value)))
+    return float(f"{stored:.7g}")
 
 
 def _check_fraction(option: str, value, bounds: str, ok) -> None:

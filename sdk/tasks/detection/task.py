@@ -4,8 +4,10 @@ from __future__ import annotations
 from edgetailor.arch.spec import ArchSpec
 from edgetailor.choose.candidate import Accuracy
 from edgetailor.latency.profiles import DeviceProfile
+from edgetailor.tasks.base import Request
 from edgetailor.tasks.dense import DenseTask
 from edgetailor.tasks.detection import ssdlite
+from edgetailor.tasks.detection.postprocess import PostprocessConfig
 
 COCO_CLASSES = 90
 
@@ -58,6 +60,24 @@ class Detection(DenseTask):
 
     def dataset_labels(self, data) -> list[str]:
         return list(data.classes)
+
+    def export_options(self, request: Request) -> dict:
+        return {"postprocess": request.postprocess or PostprocessConfig()}
+
+    def read_back(self, folder, options: dict) -> tuple[dict, dict]:
+        """The post-processing each model applies, read back from the files; both must be the
+        requested one (TFLite stores its thresholds as float32)."""
+        import coremltools as ct
+
+        export = self.exporter()
+        wanted = options["postprocess"]
+        applied = {"TFLite": export.postprocess_of_tflite((folder / "model.tflite").read_bytes()),
+                   "Core ML": export.postprocess_of_coreml(ct.utils.load_spec(str(folder / "model.mlpackage")))}
+        expected = {"TFLite": wanted.as_float32(), "Core ML": wanted}
+        for platform, config in applied.items():
+            if config != expected[platform]:
+                raise RuntimeError(f"the {platform} model applies {config}, not the requested {expected[platform]}")
+        return {"postprocess": applied["TFLite"].to_dict()}, {"postprocess": applied["Core ML"].to_dict()}
 
 
 def published_reference(spec: ArchSpec) -> ssdlite.Reference | None:

@@ -7,11 +7,13 @@ labels (background first) as ``TENSOR_AXIS_LABELS``.
 
 Core ML: an ML Program with an RGB image input (scale 1/127.5, bias -1) and two outputs,
 ``mask`` (int32 ``[1, R, R]`` class index per pixel) and ``probabilities`` (float32
-``[1, R, R, classes]``); labels in the model's user-defined metadata. Saved with
-``skip_model_load`` (Core ML cannot load models on Linux) and checked statically.
+``[1, R, R, classes]``); labels in the model's user-defined metadata as a JSON list (``labels``:
+a label may hold a comma). Saved with ``skip_model_load`` (Core ML cannot load models on Linux)
+and checked statically.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,12 @@ from edgetailor import _io as atomic
 from edgetailor.tasks.segmentation import lraspp
 from edgetailor.converters.coreml import image_program
 from edgetailor.errors import ConversionError
+
+# the TFLite output, by its name in the metadata: what it holds
+OUTPUTS = {"segmentation_masks": "per-class softmax scores (0-1) per pixel, one channel per label "
+                                 "(background first); the argmax is the pixel's class"}
+COREML_OUTPUTS = {"mask": "class index per pixel (0 = background)",
+                  "probabilities": "per-class softmax scores (0-1) per pixel, one channel per label"}
 
 
 def _serving(segmenter):
@@ -99,10 +107,10 @@ def to_coreml(segmenter):
     spec = mlmodel.get_spec()
     for out, name in zip(list(spec.description.output), ("mask", "probabilities")):
         ct.utils.rename_feature(spec, out.name, name)
-    spec.description.output[0].shortDescription = "class index per pixel (0 = background)"
-    spec.description.output[1].shortDescription = "per-class softmax scores"
+    for out in spec.description.output:
+        out.shortDescription = COREML_OUTPUTS[out.name]
     spec.description.metadata.userDefined.update({
-        "labels": ",".join(segmenter.labels), "architecture": "lraspp",
+        "labels": json.dumps(list(segmenter.labels)), "architecture": "lraspp",
         "backbone": segmenter.spec.encode()})
     return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
 
