@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from edgetailor.arch import spaces
-from edgetailor.cli.common import Group, emit_json, say
+from edgetailor.cli.common import Group, emit_json, fail, say
 
 MEASURE = 40  # sub-networks measured for the accuracy predictor by default (Once-for-All measured 16,000)
 
@@ -79,6 +79,8 @@ def train_command(space: str, dataset: str, out_dir: Path, epochs: int, resoluti
     predictor."""
     from edgetailor.supernet.train import TrainOptions, train
 
+    if 0 < measure < 5:
+        fail(f"--measure {measure}: the accuracy predictor needs at least 5 measured sub-networks (0: none)")
     options = TrainOptions(epochs=epochs, resolutions=resolutions, batch_size=batch_size,
                            learning_rate=learning_rate, images=images, seed=seed)
     bars = _PhaseBars()
@@ -150,4 +152,5 @@ def _echo_predictor(summary: dict) -> None:
                f"smallest {top1['smallest']:.1f}%, range {top1['min']:.1f}-{top1['max']:.1f}%")
     click.echo(f"  accuracy predictor: fitted on {summary['predictor']['fitted_on']}, held-out "
                f"{held['subnets']}: MAE {held['mae_pp']:.2f} pp (predicting the mean: "
-               f"{held['baseline_mae_pp']:.2f}), Kendall tau {held['kendall_tau']:.2f}")
+               f"{held['baseline_mae_pp']:.2f})"
+               + ("" if held["kendall_tau"] is None else f", Kendall tau {held['kendall_tau']:.2f}"))

@@ -33,7 +33,7 @@ class HeldOut:
     subnets: int
     mae_pp: float
     rmse_pp: float
-    kendall_tau: float           # rank agreement, what a search relies on
+    kendall_tau: float | None    # rank agreement, what a search relies on (None: one held out)
     baseline_mae_pp: float       # predicting the fitting set's mean for every one
 
     def to_dict(self) -> dict:
@@ -128,13 +128,17 @@ def _fit(x: np.ndarray, y: np.ndarray, base: float, seed: int, steps: int, learn
     return weights, biases
 
 
-def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
-    """Kendall's tau-a of two rankings (1: same order, 0: unrelated)."""
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Kendall's tau-a of two rankings (1: same order, 0: unrelated); None for fewer than two."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2:
-        return float("nan")
+        return None
     upper = np.triu_indices(len(a), 1)
     return float(np.mean(np.sign(a[:, None] - a[None, :])[upper] * np.sign(b[:, None] - b[None, :])[upper]))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def fit(features: np.ndarray, top1: np.ndarray, fingerprint: str, seed: int = 0, steps: int = 600,
@@ -152,7 +156,7 @@ def fit(features: np.ndarray, top1: np.ndarray, fingerprint: str, seed: int = 0,
     error = predictor.predict(features[test_rows]) - top1[test_rows]
     held = HeldOut(len(test_rows), round(float(np.mean(np.abs(error))), 2),
                    round(float(np.sqrt(np.mean(error ** 2))), 2),
-                   round(kendall_tau(predictor.predict(features[test_rows]), top1[test_rows]), 3),
+                   _rounded(kendall_tau(predictor.predict(features[test_rows]), top1[test_rows])),
                    round(float(np.mean(np.abs(top1[test_rows] - 100 * base))), 2))
     predictor.held_out = held
     return predictor

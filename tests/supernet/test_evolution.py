@@ -126,3 +126,4 @@ def test_a_predictor_for_other_weights_or_a_damaged_file_is_refused(tmp_path):
 def test_kendall_tau():
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert kendall_tau([1], [2]) is None  # one held-out sub-network ranks nothing

@@ -306,6 +306,15 @@ def test_training_resumes_under_a_mirrored_strategy_over_two_cpu_devices(trained
 
 # --- the command line ----------------------------------------------------------------------------
 
+def test_cli_refuses_too_few_measurements_before_training(tmp_path):
+    from edgetailor.cli.main import main
+
+    result = CliRunner().invoke(main, ["supernet", "train", "--space", "ofa_proxy", "--dataset", "shapes",
+                                       "--measure", "3", "--out", str(tmp_path / "ckpt")])
+    assert result.exit_code == 1 and "at least 5 measured sub-networks" in result.output
+    assert not (tmp_path / "ckpt").exists()
+
+
 def test_cli_refuses_a_space_that_is_not_elastic(tmp_path):
     from edgetailor.cli.main import main
 
@@ -328,6 +337,7 @@ def test_cli_trains_the_ofa_supernet_and_fits_its_accuracy_predictor(tmp_path):
     assert summary["space"] == "ofa_proxy" and summary["phase"] == "expand_2"
     assert len(summary["measured"]) == 5 and summary["measured"][0]["subnet"].startswith("r40 d4,4 k7")
     assert summary["predictor"]["fitted_on"] == 4 and summary["predictor"]["held_out"]["subnets"] == 1
+    assert summary["predictor"]["held_out"]["kendall_tau"] is None  # strict JSON: no NaN
     assert (tmp_path / "ckpt" / "accuracy_predictor.npz").is_file()
     rerun = CliRunner().invoke(main, args)  # everything done: resumes, trains nothing
     assert rerun.exit_code == 0 and json.loads(rerun.stdout)["seconds_by_phase"] == {}
