@@ -115,10 +115,9 @@ def main() -> None:
     budgets = {}
     for name in PHONES:
         profile = profiles.load(name)
-        layout = measured.layout(task._elastic(), task.state)
-        latency = task._latency(layout, profile, len(task.state.classes))
-        low = float(latency(layout.row(task._elastic().smallest(layout.resolutions[0]))[None])[0])
-        high = float(latency(layout.row(task._elastic().largest(layout.resolutions[-1]))[None])[0])
+        layout, latency = task.layout(), task.latency(profile, len(task.state.classes))
+        low = float(latency(layout.row(layout.elastic.smallest(layout.resolutions[0]))[None])[0])
+        high = float(latency(layout.row(layout.elastic.largest(layout.resolutions[-1]))[None])[0])
         budgets[name] = round((low + high) / 2, 1)  # halfway between the fastest and the largest
         request = Request(profile=profile, budget_ms=budgets[name], out_dir=work / "unused",
                           supernet=work / "ckpt")

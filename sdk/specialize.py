@@ -43,7 +43,7 @@ def _specialize(task: Task, request: Request, progress: Callable[[str], None] | 
     check_budget(request.budget_ms)
     check_output_folder(request.out_dir)
     task.check(request)
-    data = task.load(request) if request.dataset is not None or request.supernet is not None else None
+    data = task.load(request)
     labels = task.labels(data, request.labels)
     choice = task.choose(request, len(labels), say)
     if data is not None:

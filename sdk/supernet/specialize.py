@@ -22,7 +22,7 @@ from edgetailor.latency.profiles import DeviceProfile
 from edgetailor.latency.space import SpacePredictor
 from edgetailor.supernet import checkpoint, measured
 from edgetailor.supernet.evolution import EvolutionOptions, evolve, fastest
-from edgetailor.supernet.genome import RowLatency
+from edgetailor.supernet.genome import Genomes, RowLatency
 from edgetailor.supernet.subnet import ElasticSpace, Subnet
 from edgetailor.tasks.base import Choice, Progress, Request
 from edgetailor.tasks.classification.task import MEASURED, Classification
@@ -40,6 +40,7 @@ class FromSupernet(Classification):
         if self.state is None or not self.state.weights:
             raise SupernetError(f"{self.folder} holds no supernet checkpoint ({checkpoint.STATE} missing)")
         self._net, self._source, self.elastic = None, None, None
+        self._latencies: dict[tuple[DeviceProfile, int], RowLatency] = {}
 
     # --- pure steps -----------------------------------------------------------------------------
 
@@ -68,25 +69,33 @@ class FromSupernet(Classification):
         tuned = f", fine-tuned {self.finetune_epochs} epoch(s)" if self.finetune_epochs else ""
         return f"inherited from supernet {self.folder} (batch norm recalibrated{tuned})"
 
+    def layout(self) -> Genomes:
+        """The supernet's sub-networks as genome rows, at its trained resolutions."""
+        return measured.layout(self._elastic(), self.state)
+
+    def latency(self, profile: DeviceProfile, num_labels: int) -> RowLatency:
+        """Vectorised latency [ms] on ``profile`` with ``num_labels`` classes, priced once per pair
+        (a multi-target run checks every budget first, then searches with the same tables)."""
+        key = (profile, num_labels)
+        if key not in self._latencies:
+            layout = self.layout()
+            self._latencies[key] = RowLatency(layout, SpacePredictor(layout.space(), profile, num_classes=num_labels))
+        return self._latencies[key]
+
     def check_target(self, profile: DeviceProfile, budget_ms: float) -> None:
         """Refuse a budget no sub-network meets, naming the fastest one and its latency."""
-        layout = measured.layout(self._elastic(), self.state)
-        row, ms = fastest(layout, self._latency(layout, profile, len(self.state.classes)))
+        layout = self.layout()
+        row, ms = fastest(layout, self.latency(profile, len(self.state.classes)))
         if ms > budget_ms:
             raise SupernetError(f"no sub-network of {self.folder} meets {budget_ms:g} ms on {profile.name}: "
                                 f"the fastest, {layout.subnet(row).describe()}, is predicted at {ms:.1f} ms")
 
-    @staticmethod
-    def _latency(layout, profile: DeviceProfile, num_labels: int) -> RowLatency:
-        return RowLatency(layout, SpacePredictor(layout.space(), profile, num_classes=num_labels))
-
     def choose(self, request: Request, num_labels: int, progress: Progress) -> Choice:
         check_budget(request.budget_ms)
         self.check_target(request.profile, request.budget_ms)
-        elastic = self._elastic()
-        layout = measured.layout(elastic, self.state)
+        elastic, layout = self._elastic(), self.layout()
         predictor = measured.load_predictor(self.folder, elastic, self.state)
-        latency = self._latency(layout, request.profile, num_labels)
+        latency = self.latency(request.profile, num_labels)
         result = evolve(layout, lambda rows: predictor.predict(layout.features(rows)), latency,
                         request.budget_ms, EvolutionOptions())
         subnet = layout.subnet(result.row)

@@ -77,7 +77,8 @@ class Task(Protocol):
         """Refuse options this task does not take (one-line ``SpecError``)."""
 
     def load(self, request: Request) -> Any:
-        """The dataset of ``request.dataset``, read as this task trains on it."""
+        """The data this task trains on (``request.dataset`` read as it trains on it); None when there
+        is none, and the model ships with random weights."""
 
     def labels(self, data: Any, given: tuple[str, ...] | None) -> list[str]:
         """The bundle's labels: the dataset's, else ``given``, else placeholders."""

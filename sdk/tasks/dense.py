@@ -155,6 +155,8 @@ class DenseTask:
                             "segmentation pick a published backbone for their head")
 
     def load(self, request: Request):
+        if request.dataset is None:
+            return None
         data = self.read_dataset(request.dataset, request.resolution or self.default_resolution)
         if len(data.images) < 2:
             raise SpecError(f"{request.dataset}: {len(data.images)} image(s); training needs at least 2 "

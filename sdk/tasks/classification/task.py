@@ -24,10 +24,13 @@ class Classification:
             raise SpecError("--resolution applies to detection and segmentation; classification "
                             "picks the resolution itself")
 
-    def load(self, request: Request) -> tuple[str, ...]:
-        """The class names of a folder with one sub-folder per class (images are read when training)."""
+    def load(self, request: Request) -> tuple[str, ...] | None:
+        """The class names of a folder with one sub-folder per class (images are read when training);
+        None without a dataset."""
         from edgetailor.tasks.classification.train import folder_classes
 
+        if request.dataset is None:
+            return None
         return tuple(folder_classes(request.dataset))
 
     def labels(self, data: tuple[str, ...] | None, given: tuple[str, ...] | None) -> list[str]:
