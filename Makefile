@@ -24,6 +24,8 @@ run: setup
 
 test: setup  # two pytest workers, each file on one worker (its module fixtures built once)
 	@bash tools/postgres-for-tests.sh
+	@bash tools/ofa-venv.sh
+	@PYTHON=$(PYTHON) bash tools/client-venvs.sh
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: setup  # the suite without the tests that train or convert models (marked slow)

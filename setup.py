@@ -18,7 +18,7 @@ setup(
     package_dir={"edgetailor": "sdk", **{f"edgetailor.{name}": folder for name, folder in TOP_LEVEL.items()}},
     packages=["edgetailor", *(f"edgetailor.{room}" for room in find_packages("sdk")),
               *(f"edgetailor.{name}" for name in TOP_LEVEL)],
-    package_data={"edgetailor.device_profiles": ["*.json"]},
+    package_data={"edgetailor.device_profiles": ["*.json"], "edgetailor.bundle.client_runtimes": ["*.txt"]},
     install_requires=[
         "tensorflow-cpu==2.15.1",
         "tflite-support==0.4.4",
@@ -32,6 +32,12 @@ setup(
         "psycopg2-binary==2.9.13",
         "matplotlib==3.11.2",
         "pycocotools==2.0.11",
+        # quantization-aware training: 0.7.5 imports and trains with TF 2.15's Keras 2 as is (0.8
+        # sets TF_USE_LEGACY_KERAS=1 process-wide for Keras 3 setups); it needs dm-tree and
+        # absl-py < 2 (TF 2.15 takes either)
+        "tensorflow-model-optimization==0.7.5",
+        "dm-tree==0.1.10",
+        "absl-py==1.4.0",
     ],
     extras_require={"test": ["pytest==9.2.0", "hypothesis==6.170.17", "pytest-xdist==3.8.0", "execnet==2.1.2"]},
     entry_points={"console_scripts": ["edgetailor = edgetailor.cli.main:main"]},

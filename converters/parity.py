@@ -56,7 +56,9 @@ def parity_pixels(size: tuple[int, int], samples: int = 8, seed: int = 0) -> np.
     return np.clip(noisy, 0, 255).astype(np.float32)
 
 
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float model input -> what the interpreter takes: quantized with the input tensor's own scale
+    and zero point when it is an integer tensor (as an app feeds an int8 model), else float32."""
     dtype = detail["dtype"]
     if dtype == np.float32:
         return x.astype(np.float32)
@@ -85,10 +87,29 @@ def run_tflite(model: bytes, inputs: np.ndarray, tensor: int | None = None) -> n
         d for d in interpreter.get_tensor_details() if d["index"] == tensor)
     outputs = []
     for row in inputs:
-        interpreter.set_tensor(in_detail["index"], _quantize(row[None], in_detail))
+        interpreter.set_tensor(in_detail["index"], quantize_input(row[None], in_detail))
         interpreter.invoke()
         outputs.append(_dequantize(interpreter.get_tensor(out_detail["index"]), out_detail)[0])
     return np.stack(outputs)
+
+
+def run_as_app(model: bytes, pixels: np.ndarray, normalization: Normalization) -> list[np.ndarray]:
+    """Every output of ``model``, dequantized to float32 (``[n, ...]`` each, in output order), for
+    uint8 RGB ``pixels`` ``[n, H, W, 3]`` fed as the Task Library and MediaPipe Tasks feed them:
+    a float input gets ``normalization``, a uint8 input the pixels unchanged (both clients ignore
+    the normalisation of a uint8 input), an int8 input the normalised pixels quantized."""
+    interpreter = tf.lite.Interpreter(model_content=model, num_threads=1)
+    interpreter.allocate_tensors()
+    in_detail = interpreter.get_input_details()[0]
+    out_details = interpreter.get_output_details()
+    outputs = [[] for _ in out_details]
+    for row in np.asarray(pixels, np.uint8):
+        x = row[None] if in_detail["dtype"] == np.uint8 else quantize_input(normalization.apply(row[None]), in_detail)
+        interpreter.set_tensor(in_detail["index"], x)
+        interpreter.invoke()
+        for collected, detail in zip(outputs, out_details):
+            collected.append(_dequantize(interpreter.get_tensor(detail["index"]), detail)[0])
+    return [np.stack(collected) for collected in outputs]
 
 
 _OPS = schema.BuiltinOperator

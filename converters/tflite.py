@@ -58,19 +58,36 @@ def _converter(model: tf.keras.Model, mode: str, io_type: str, calibration: np.n
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    elif mode in ("int8", "int16x8"):
-        pixels = np.concatenate([calibration, _range_image(calibration.shape[1:3])])
-        inputs = options.normalization.apply(pixels)
-        converter.representative_dataset = lambda: ([row[None]] for row in inputs)
-        if mode == "int8":
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = _IO_DTYPES[io_type]
-            converter.inference_output_type = _IO_DTYPES[io_type]
-        else:  # ops without a 16x8 kernel (e.g. HARD_SWISH) stay float rather than failing
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
-                tf.lite.OpsSet.TFLITE_BUILTINS]
+    elif mode == "int8":
+        full_integer(converter, calibration, options.normalization, io_type, io_type)
+    elif mode == "int16x8":
+        calibrate(converter, calibration, options.normalization)
+        # ops without a 16x8 kernel (e.g. HARD_SWISH) stay float rather than failing
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS]
     return converter
+
+
+def calibrate(converter: tf.lite.TFLiteConverter, calibration: np.ndarray, normalization) -> None:
+    """Give ``converter`` the representative dataset: ``calibration`` pixels ``[N, H, W, 3]``
+    (0..255) plus the range image, normalised as the model takes them."""
+    pixels = np.concatenate([np.asarray(calibration, np.float32), _range_image(calibration.shape[1:3])])
+    inputs = normalization.apply(pixels)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([row[None]] for row in inputs)
+
+
+def full_integer(converter: tf.lite.TFLiteConverter, calibration: np.ndarray, normalization,
+                 input_type: str = "uint8", output_type: str = "uint8", custom_ops: bool = False) -> None:
+    """Set ``converter`` up for full-integer int8 (post-training, calibrated on ``calibration``
+    pixels; a quantization-aware model's own ranges win where it has them). ``custom_ops``: keep
+    a custom op (``TFLite_Detection_PostProcess``) in float, fed by a DEQUANTIZE."""
+    calibrate(converter, calibration, normalization)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.allow_custom_ops = custom_ops
+    converter.inference_input_type = _IO_DTYPES[input_type]
+    converter.inference_output_type = _IO_DTYPES[output_type]
 
 
 def _range_image(size: tuple[int, int]) -> np.ndarray:
@@ -85,9 +102,15 @@ def _range_image(size: tuple[int, int]) -> np.ndarray:
     return image
 
 
-def to_tflite(model: tf.keras.Model) -> bytes:
-    """A float32 TFLite flatbuffer of ``model``, builtin ops only (no metadata, no parity check)."""
-    return _converter(model, "none", "float32", None, ConvertOptions()).convert()
+def to_tflite(model: tf.keras.Model, calibration: np.ndarray | None = None,
+              options: ConvertOptions = ConvertOptions()) -> bytes:
+    """A TFLite flatbuffer of ``model``, builtin ops only (no metadata, no parity check): float32,
+    or full-integer int8 (``options.io_type`` in and out) calibrated on ``calibration`` pixels,
+    exactly as ``TFLiteConverter.convert`` makes it."""
+    mode = "none" if calibration is None else "int8"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs")
+        return _converter(model, mode, options.io_type, calibration, options).convert()
 
 
 def op_counts(model: bytes) -> dict[str, int]:

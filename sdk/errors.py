@@ -45,3 +45,7 @@ class OutputError(EdgetailorError):
 
 class SupernetError(EdgetailorError):
     """A supernet that cannot be built, trained, resumed or set as asked (space, checkpoint, sub-network)."""
+
+
+class WeightsError(EdgetailorError):
+    """Pretrained weights that cannot be found, read, downloaded or mapped onto the model asked for."""

@@ -17,9 +17,9 @@ from typing import Callable
 from edgetailor import tasks
 from edgetailor._io import check_output_folder, write_atomically
 from edgetailor.choose.candidate import check_budget
-from edgetailor.tasks.base import Request, SearchRequest, Task  # noqa: F401  the request types, importable here
+from edgetailor.tasks.base import QuantizeRequest, Request, SearchRequest, Task  # noqa: F401  the request types, importable here
 
-__all__ = ["Request", "SearchRequest", "specialize", "specialize_targets"]
+__all__ = ["QuantizeRequest", "Request", "SearchRequest", "specialize", "specialize_targets"]
 
 
 def specialize(request: Request, progress: Callable[[str], None] | None = None,
@@ -52,7 +52,10 @@ def _specialize(task: Task, request: Request, progress: Callable[[str], None] | 
     else:
         model, accuracy = task.untrained(choice, labels)
         weights = "random"
-    manifest = task.bundle(model, labels, choice, accuracy, weights, request, say, quiet)
+    extra = {}
+    if request.quantize is not None:  # Request refuses it without a dataset: the model is trained here
+        extra["quantized"] = task.quantize(model, data, request, say)
+    manifest = task.bundle(model, labels, choice, accuracy, weights, request, say, quiet, **extra)
     return {
         "out": str(request.out_dir), "device": request.profile.name, "budget_ms": request.budget_ms,
         "task": task.name, **choice.summary,
@@ -60,6 +63,7 @@ def _specialize(task: Task, request: Request, progress: Callable[[str], None] | 
         "fastest": choice.fastest.to_dict() if choice.fastest else None,
         "pareto": [c.to_dict() for c in choice.pareto], "candidates": choice.candidates,
         "accuracy": manifest["accuracy"], "predicted_ms": manifest["latency"]["predicted_ms"],
+        "quantization": manifest.get("quantization"),
         "seconds": round(time.perf_counter() - started, 1),
     }
 

@@ -6,6 +6,10 @@ filter-size ratios) and candidate ops written as block templates without channel
 stage's ops are ``shared`` (MnasNet's factorized hierarchical space).
 
 Choice vector layout: ``[resolution, then per stage: depth, width, op(s)]`` as indices.
+
+A space may carry a numeric convention (``padding``, ``bn_eps``: see ``edgetailor.arch.spec``) that
+every spec it decodes inherits; the registered spaces use the default, a space of weights imported
+from PyTorch (``supernet import-ofa``) is the same space with PyTorch's.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetailor.arch.scaling import make_divisible
-from edgetailor.arch.spec import ArchSpec, Block, SpecError, decode_block
+from edgetailor.arch.spec import BN_EPSILON, ArchSpec, Block, SpecError, decode_block
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Space:
     stages: tuple[StageDef, ...]
     head: str                      # head section, without "head:"
     resolutions: tuple[int, ...] = (224,)
+    padding: str = "same"          # the specs' padding convention (``ArchSpec.padding``)
+    bn_eps: float = BN_EPSILON     # and batch norm epsilon
 
     def stem_blocks(self) -> tuple[Block, ...]:
         return tuple(decode_block(text) for text in self.stem.split(","))
@@ -96,7 +102,7 @@ class Space:
             stages.append(tuple(blocks))
             position += 2 + len(ops)
         return ArchSpec(self.stem_blocks(), tuple(stages), self.head_blocks(),
-                        resolution=self.resolutions[choice[0]])
+                        resolution=self.resolutions[choice[0]], padding=self.padding, bn_eps=self.bn_eps)
 
 
 def _first_non_skip(stage: StageDef) -> int:
@@ -116,6 +122,25 @@ def _mnasnet_ops() -> tuple[str, ...]:
 def _per_layer(kernels, expands, act, skip=False, extra=()) -> tuple[str, ...]:
     ops = tuple(f"ir_k{k}_e{e}_{act}" for k in kernels for e in expands) + tuple(extra)
     return ops + (("skip",) if skip else ())
+
+
+def _ofa_mbv3(name: str, width: float) -> Space:
+    """Once-for-All's MobileNetV3 space at ``width``: its stage widths (16, 16 | 24, 40, 80, 112, 160 |
+    960, 1280) times ``width``, rounded as it rounds them (``make_divisible(w * width, 8)``), relu in
+    the first two stages and hard-swish after, squeeze-excite in stages 2, 4 and 5; the stem's 3x3
+    conv and a kernel-3, expand-1 block; the head's 1x1 expand conv, pooling and a 1x1 "feature mix"
+    conv (``ofa_mbv3.py`` ``OFAMobileNetV3.__init__`` @ mit-han-lab/once-for-all f03b2673)."""
+    c = [make_divisible(w * width, 8) for w in (16, 16, 24, 40, 80, 112, 160, 960, 1280)]
+    plain = _per_layer((3, 5, 7), (3, 4, 6), "re")
+    plain_hs = _per_layer((3, 5, 7), (3, 4, 6), "hs")
+    se = tuple(t.replace("_re", "_hse0.25_re") for t in plain)
+    se_hs = tuple(t.replace("_hs", "_hse0.25_hs") for t in plain_hs)
+    return Space(name, f"Once-for-All MobileNetV3 space, width {width:g} (Cai et al. 2020): depth 2/3/4 per "
+                 "stage, per layer kernel 3/5/7 x expand 3/4/6, resolution 160-224",
+                 f"conv_k3_s2_c{c[0]}_hs,ir_k3_e1_c{c[1]}_re",
+                 tuple(StageDef(channels, stride, (2, 3, 4), ops) for channels, stride, ops in
+                       zip(c[2:7], (2, 2, 2, 1, 2), (plain, se, plain_hs, se_hs, se_hs))),
+                 f"conv_k1_c{c[7]}_hs,pool,fc_c{c[8]}_hs", resolutions=(160, 176, 192, 208, 224))
 
 
 _MNAS_OPS = _mnasnet_ops()
@@ -144,18 +169,7 @@ SPACES: dict[str, Space] = {space.name: space for space in [
           tuple(StageDef(c, s, (n,), _FBNET_OPS) for c, n, s in
                 [(16, 1, 1), (24, 4, 2), (32, 4, 2), (64, 4, 2), (112, 4, 1), (184, 4, 2), (352, 1, 1)]),
           "conv_k1_c1984_re,pool"),
-    Space("ofa_mbv3", "Once-for-All MobileNetV3 space, width 1.2 (Cai et al. 2020): depth 2/3/4 per "
-          "stage, per layer kernel 3/5/7 x expand 3/4/6, resolution 160-224",
-          "conv_k3_s2_c24_hs,ir_k3_e1_c24_re",
-          (StageDef(32, 2, (2, 3, 4), _per_layer((3, 5, 7), (3, 4, 6), "re")),
-           StageDef(48, 2, (2, 3, 4), tuple(t.replace("_re", "_hse0.25_re")
-                                           for t in _per_layer((3, 5, 7), (3, 4, 6), "re"))),
-           StageDef(96, 2, (2, 3, 4), _per_layer((3, 5, 7), (3, 4, 6), "hs")),
-           StageDef(136, 1, (2, 3, 4), tuple(t.replace("_hs", "_hse0.25_hs")
-                                            for t in _per_layer((3, 5, 7), (3, 4, 6), "hs"))),
-           StageDef(192, 2, (2, 3, 4), tuple(t.replace("_hs", "_hse0.25_hs")
-                                            for t in _per_layer((3, 5, 7), (3, 4, 6), "hs")))),
-          "conv_k1_c1152_hs,pool,fc_c1536_hs", resolutions=(160, 176, 192, 208, 224)),
+    _ofa_mbv3("ofa_mbv3", 1.2), _ofa_mbv3("ofa_mbv3_w1.0", 1.0),
     Space("ofa_proxy", "Once-for-All's first two stages at a quarter of ofa_mbv3's widths, same "
           "choices (depth 2/3/4, kernel 3/5/7 x expand 3/4/6), 40-48 px: a supernet that trains in "
           "minutes on a CPU, to try the train-once flow at proxy scale",

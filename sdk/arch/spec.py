@@ -2,7 +2,7 @@
 
 Grammar (one architecture; sections joined by `` | ``)::
 
-    res224[_w0.75][_d1.2][_div8]  | <stem blocks> | <stage 1 blocks> | ... | head:<head blocks>
+    res224[_w0.75][_d1.2][_div8][_padsym][_eps1e-05]  | <stem blocks> | <stage 1 blocks> | ... | head:<head blocks>
 
 Blocks inside a section are joined by ``,``. A block is ``<kind>_<token>_<token>...``:
 
@@ -31,6 +31,12 @@ activation: ``re`` relu, ``re6`` relu6, ``hs`` hard-swish, ``sw`` swish, ``lin``
 
 Channels in a spec are resolved: width scaling (``edgetailor.arch.scaling``) returns a new spec and
 records the multiplier in ``width`` for information only.
+
+Numeric conventions, for weights trained elsewhere: ``padsym`` pads every k x k convolution
+symmetrically (k // 2 on each side, PyTorch's convention) instead of TF "same" (which pads a
+stride-2 convolution of an even input one pixel less at the top and left), and ``eps<float>`` is
+batch norm's epsilon (default 1e-3, Keras Applications'). Shapes, parameters and MACs are the same
+either way; the outputs are not, so a spec of Once-for-All's weights says ``_padsym_eps1e-05``.
 """
 from __future__ import annotations
 
@@ -42,6 +48,8 @@ from dataclasses import dataclass
 from typing import Any
 from edgetailor.errors import SpecError
 
+PADDINGS = ("same", "symmetric")  # TF "same"; k // 2 on each side (PyTorch)
+BN_EPSILON = 1e-3  # Keras Applications and tensorflow/tpu
 ACTIVATIONS = {"re": "relu", "re6": "relu6", "hs": "hswish", "sw": "swish", "lin": "linear"}
 ACT_TOKENS = {name: token for token, name in ACTIVATIONS.items()}
 
@@ -215,6 +223,8 @@ class ArchSpec:
     width: float = 1.0
     depth: float = 1.0
     divisor: int = 8
+    padding: str = "same"          # one of PADDINGS
+    bn_eps: float = BN_EPSILON     # batch norm epsilon
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stem", tuple(self.stem))
@@ -229,6 +239,11 @@ class ArchSpec:
             raise SpecError(f"resolution must be in [4, 2048] pixels (got {self.resolution})")
         if self.divisor not in (1, 2, 4, 8, 16):
             raise SpecError(f"divisor must be 1, 2, 4, 8 or 16 (got {self.divisor})")
+        if self.padding not in PADDINGS:
+            raise SpecError(f"padding must be one of {', '.join(PADDINGS)} (got {self.padding!r})")
+        object.__setattr__(self, "bn_eps", _normalise(self.bn_eps))
+        if not (math.isfinite(self.bn_eps) and 0 < self.bn_eps < 1):
+            raise SpecError(f"batch norm epsilon must be in (0, 1) (got {self.bn_eps})")
         if not self.stem:
             raise SpecError("an architecture needs at least one stem block")
         if not self.stages or any(not stage for stage in self.stages):
@@ -255,6 +270,10 @@ class ArchSpec:
             header += f"_d{_fmt(self.depth)}"
         if self.divisor != 8:
             header += f"_div{self.divisor}"
+        if self.padding == "symmetric":
+            header += "_padsym"
+        if self.bn_eps != BN_EPSILON:
+            header += f"_eps{self.bn_eps:g}"
         sections = [header, _join(self.stem)]
         sections += [_join(stage) for stage in self.stages]
         sections.append("head:" + _join(self.head))
@@ -264,13 +283,19 @@ class ArchSpec:
         return json.dumps(self.to_dict(), indent=1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "resolution": self.resolution, "width": self.width, "depth": self.depth,
             "divisor": self.divisor,
             "stem": [b.to_dict() for b in self.stem],
             "stages": [[b.to_dict() for b in stage] for stage in self.stages],
             "head": [b.to_dict() for b in self.head],
         }
+        # the conventions only where they differ, so every other spec's JSON stays as it was
+        if self.padding != "same":
+            data["padding"] = self.padding
+        if self.bn_eps != BN_EPSILON:
+            data["bn_eps"] = self.bn_eps
+        return data
 
     def __str__(self) -> str:
         return self.encode()
@@ -280,7 +305,7 @@ def _join(blocks: tuple[Block, ...]) -> str:
     return ",".join(block.encode() for block in blocks)
 
 
-_HEADER_RE = re.compile(r"^(res|w|d|div)(\d+(?:\.\d+)?)$")
+_HEADER_RE = re.compile(r"^(res|w|d|div|eps)(\d+(?:\.\d+)?(?:e-\d+)?)$")
 
 
 def decode(text: str) -> ArchSpec:
@@ -293,13 +318,20 @@ def decode(text: str) -> ArchSpec:
     fields: dict[str, Any] = {}
     for position, token in enumerate(header.split("_")):
         match = _HEADER_RE.match(token)
-        if not match:
+        if token == "padsym":
+            key, number = "pad", "symmetric"
+        elif match and ("e" not in match.group(2) or match.group(1) == "eps"):
+            key, number = match.groups()
+        else:
             raise SpecError(f"unknown header token {token!r} at token {position} of {header!r}")
-        key, number = match.groups()
-        name = {"res": "resolution", "w": "width", "d": "depth", "div": "divisor"}[key]
+        name = {"res": "resolution", "w": "width", "d": "depth", "div": "divisor", "pad": "padding",
+                "eps": "bn_eps"}[key]
         if name in fields:
             raise SpecError(f"duplicate header token {token!r}")
-        fields[name] = float(number) if name in ("width", "depth") else int(float(number))
+        if name == "padding":
+            fields[name] = number
+        else:
+            fields[name] = float(number) if name in ("width", "depth", "bn_eps") else int(float(number))
     if "resolution" not in fields:
         raise SpecError(f"the header {header!r} needs res<pixels>")
     if not head.startswith("head:"):
@@ -321,7 +353,7 @@ def _blocks(section: str, where: str) -> tuple[Block, ...]:
 
 def from_dict(data: dict[str, Any]) -> ArchSpec:
     """Inverse of :meth:`ArchSpec.to_dict`; unknown keys are errors."""
-    known = {"resolution", "width", "depth", "divisor", "stem", "stages", "head"}
+    known = {"resolution", "width", "depth", "divisor", "padding", "bn_eps", "stem", "stages", "head"}
     unknown = set(data) - known
     if unknown:
         raise SpecError(f"unknown architecture keys {sorted(unknown)}")
@@ -330,7 +362,7 @@ def from_dict(data: dict[str, Any]) -> ArchSpec:
             stem=tuple(_block_from_dict(b) for b in data["stem"]),
             stages=tuple(tuple(_block_from_dict(b) for b in stage) for stage in data["stages"]),
             head=tuple(_block_from_dict(b) for b in data.get("head", [{"kind": "pool"}])),
-            **{k: data[k] for k in ("resolution", "width", "depth", "divisor") if k in data},
+            **{k: data[k] for k in ("resolution", "width", "depth", "divisor", "padding", "bn_eps") if k in data},
         )
     except (KeyError, TypeError) as exc:
         raise SpecError(f"malformed architecture JSON: {exc}") from None
@@ -356,5 +388,5 @@ def from_json(text: str) -> ArchSpec:
         raise SpecError(f"architecture JSON does not parse: {exc}") from None
 
 
-__all__ = ["ACTIVATIONS", "ArchSpec", "Block", "SpecError", "decode", "decode_block",
+__all__ = ["ACTIVATIONS", "BN_EPSILON", "PADDINGS", "ArchSpec", "Block", "SpecError", "decode", "decode_block",
            "from_dict", "from_json"]

@@ -80,5 +80,23 @@ class KeepChannels(tf.keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels}
 
 
+@tf.keras.saving.register_keras_serializable(_PACKAGE)
+class ChannelAffine(tf.keras.layers.Layer):
+    """``x * scale + offset`` per channel: maps the [-1, 1] input every edgetailor model takes to the
+    input normalisation weights trained elsewhere expect (Once-for-All: ImageNet mean and std), so
+    the bundle's input stays [-1, 1] and the first convolution's zero padding stays exact."""
+
+    def __init__(self, scale, offset, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.offset = [float(v) for v in scale], [float(v) for v in offset]
+
+    def call(self, inputs):
+        return inputs * tf.constant(self.scale, inputs.dtype) + tf.constant(self.offset, inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (HardSigmoid, HardSwish, ChannelShuffle,
-                                                SplitChannels, KeepChannels)}
+                                                SplitChannels, KeepChannels, ChannelAffine)}
+

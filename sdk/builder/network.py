@@ -7,7 +7,9 @@ inverted-residual expansions are named ``<section>_<index>_expand_act``. ``featu
 (pure Python, in ``edgetailor.arch.features``) lists those names by stride for detection and
 segmentation heads. Padding is TF "same" everywhere; for strided depthwise convolutions it is
 made explicit (ZeroPadding2D + "valid", Keras Applications' ``correct_pad``), which XNNPACK runs
-faster.
+faster. A spec with ``padding="symmetric"`` (weights from PyTorch) pads every strided k x k
+convolution k // 2 on each side the same explicit way (at stride 1 that is what "same" does), and
+its batch norms use the spec's ``bn_eps``.
 """
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ import tensorflow as tf
 from edgetailor.builder.keras_layers import ChannelShuffle, HardSigmoid, HardSwish, KeepChannels, SplitChannels
 from edgetailor.arch.blocks import Step, block_steps
 from edgetailor.arch.layers import block_instances, count, size_problem
-from edgetailor.arch.spec import ArchSpec, Block, SpecError
+from edgetailor.arch.spec import BN_EPSILON, ArchSpec, Block, SpecError
 
 L = tf.keras.layers
-BN_EPSILON = 1e-3  # Keras Applications and tensorflow/tpu
+__all__ = ["BN_EPSILON", "build", "keras_macs"]
 
 
 def _act(x, act: str, name: str):
@@ -42,14 +44,18 @@ def _act(x, act: str, name: str):
     raise SpecError(f"no Keras activation for {act!r}")
 
 
-def _pad_for_stride(x, kernel: int, stride: int, name: str):
-    """TF "same" padding made explicit for strided depthwise convs, as Keras Applications do.
+def _pad_for_stride(x, kernel: int, stride: int, name: str, symmetric: bool = False):
+    """TF "same" padding made explicit for strided depthwise convs, as Keras Applications do; or,
+    ``symmetric``, PyTorch's ``kernel // 2`` on each side (the same output size).
 
-    Numerically identical to ``padding="same"``, but an explicit PAD + "valid" convolution lets
-    XNNPACK fold the padding into a faster kernel (ours matched Keras' MobileNetV2 only with it).
+    "Same" this way is numerically identical to ``padding="same"``, but an explicit PAD + "valid"
+    convolution lets XNNPACK fold the padding into a faster kernel (ours matched Keras'
+    MobileNetV2 only with it).
     """
     if stride == 1 or kernel == 1:
         return x, "same"
+    if symmetric:
+        return L.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x), "valid"
     pads = []
     for size in x.shape[1:3]:
         total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
@@ -57,22 +63,25 @@ def _pad_for_stride(x, kernel: int, stride: int, name: str):
     return L.ZeroPadding2D(tuple(pads), name=f"{name}_pad")(x), "valid"
 
 
-def _conv_bn(x, filters: int, kernel: int, stride: int, act: str, name: str, groups: int = 1):
+def _conv_bn(x, filters: int, kernel: int, stride: int, act: str, name: str, spec: ArchSpec, groups: int = 1):
+    padding = "same"
+    if spec.padding == "symmetric":
+        x, padding = _pad_for_stride(x, kernel, stride, name, symmetric=True)
     if groups > 1:
         parts = SplitChannels(groups, name=f"{name}_split")(x)
-        parts = [L.Conv2D(filters // groups, kernel, stride, "same", use_bias=False,
+        parts = [L.Conv2D(filters // groups, kernel, stride, padding, use_bias=False,
                           name=f"{name}_g{i}")(part) for i, part in enumerate(parts)]
         x = L.Concatenate(name=name)(parts)
     else:
-        x = L.Conv2D(filters, kernel, stride, "same", use_bias=False, name=name)(x)
-    x = L.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+        x = L.Conv2D(filters, kernel, stride, padding, use_bias=False, name=name)(x)
+    x = L.BatchNormalization(epsilon=spec.bn_eps, name=f"{name}_bn")(x)
     return _act(x, act, f"{name}_act")
 
 
-def _dw_bn(x, kernel: int, stride: int, act: str, name: str):
-    x, padding = _pad_for_stride(x, kernel, stride, name)
+def _dw_bn(x, kernel: int, stride: int, act: str, name: str, spec: ArchSpec):
+    x, padding = _pad_for_stride(x, kernel, stride, name, symmetric=spec.padding == "symmetric")
     x = L.DepthwiseConv2D(kernel, stride, padding, use_bias=False, name=name)(x)
-    x = L.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = L.BatchNormalization(epsilon=spec.bn_eps, name=f"{name}_bn")(x)
     return _act(x, act, f"{name}_act")
 
 
@@ -85,16 +94,16 @@ def _squeeze_excite(x, step: Step, name: str):
     return L.Multiply(name=f"{name}_mul")([x, s])
 
 
-def _step(step: Step, inputs: list, name: str) -> list:
+def _step(step: Step, inputs: list, name: str, spec: ArchSpec) -> list:
     """The Keras layers of one step on ``inputs`` (the last is the running tensor); its outputs."""
     x = inputs[-1]
     if step.op == "conv" and step.bn:
-        return [_conv_bn(x, step.channels, step.kernel, step.stride, step.act, name, step.groups)]
+        return [_conv_bn(x, step.channels, step.kernel, step.stride, step.act, name, spec, step.groups)]
     if step.op == "conv":  # fc: a bias and no BN; 1x1 on 1x1, so Keras' default "valid" padding
         return [_act(L.Conv2D(step.channels, step.kernel, step.stride, name=name)(x), step.act,
                      f"{name}_act")]
     if step.op == "dwconv":
-        return [_dw_bn(x, step.kernel, step.stride, step.act, name)]
+        return [_dw_bn(x, step.kernel, step.stride, step.act, name, spec)]
     if step.op == "se":
         return [_squeeze_excite(x, step, name)]
     if step.op == "shuffle":
@@ -108,17 +117,19 @@ def _step(step: Step, inputs: list, name: str) -> list:
     if step.op == "add":
         return [L.Add(name=name)(inputs)]
     if step.op == "maxpool":
+        if spec.padding == "symmetric" and step.stride > 1:  # PyTorch pads max pooling with -inf
+            raise SpecError(f"{name}: max pooling has no symmetric padding here")
         return [L.MaxPooling2D(step.kernel, step.stride, "same", name=name)(x)]
     if step.op == "pool":
         return [L.GlobalAveragePooling2D(keepdims=True, name=name)(x)]
     raise SpecError(f"the builder has no step op {step.op!r}")
 
 
-def _block(x, block: Block, divisor: int, name: str):
+def _block(x, block: Block, spec: ArchSpec, name: str):
     """One block instance (repeats already expanded); returns the block's output tensor."""
     tensors = {"x": x, "in": x}
-    for step in block_steps(block, x.shape[-1], divisor):
-        outputs = _step(step, [tensors[i] for i in step.inputs], f"{name}_{step.name}")
+    for step in block_steps(block, x.shape[-1], spec.divisor):
+        outputs = _step(step, [tensors[i] for i in step.inputs], f"{name}_{step.name}", spec)
         tensors.update(zip(step.outputs, outputs, strict=True))
     return L.Identity(name=f"{name}_out")(tensors["x"])
 
@@ -144,7 +155,7 @@ def build(spec: ArchSpec, num_classes: int = 1000, include_top: bool = True,
     for layer in preprocessing or []:
         x = layer(x)
     for section, index, instance in block_instances(spec):
-        x = _block(x, instance, spec.divisor, f"{section}_{index}")
+        x = _block(x, instance, spec, f"{section}_{index}")
     if include_top:
         x = L.Flatten(name="flatten")(x)
         if dropout > 0:

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from edgetailor.builder import network as builder
 from edgetailor.arch import zoo
-from edgetailor.arch.spec import SpecError
+from edgetailor.arch.spec import ArchSpec, SpecError
 
 _PREPROCESSING = (tf.keras.layers.Rescaling, tf.keras.layers.Normalization)
 
@@ -73,11 +73,13 @@ def _leading_preprocessing(model: tf.keras.Model) -> list[tf.keras.layers.Layer]
     return layers
 
 
-def from_keras(keras_model: tf.keras.Model, arch: str,
+def from_keras(keras_model: tf.keras.Model, arch: str | ArchSpec,
                classifier_activation: str | None = "softmax") -> tf.keras.Model:
-    """Our model of zoo entry ``arch`` carrying ``keras_model``'s weights; outputs agree."""
+    """Our model of ``arch`` (a zoo entry, or the spec of a family point Keras has) carrying
+    ``keras_model``'s weights; outputs agree."""
     size = keras_model.input_shape[1]
-    resolved = zoo.resolve(arch, resolution=size)
+    resolved = (zoo.Resolved(arch.replace(resolution=size), keras_model.name) if isinstance(arch, ArchSpec)
+                else zoo.resolve(arch, resolution=size))
     output_shape = keras_model.output_shape
     include_top = len(output_shape) == 2
     pairs = _leading_preprocessing(keras_model)

@@ -8,11 +8,8 @@ from edgetailor.bundle.manifest import SCHEMA, path_sha256, size_bytes, tree_fil
 from edgetailor.errors import BundleError
 
 
-def inspect_bundle(folder: str | Path) -> dict:
-    """The manifest of a bundle folder and a fresh hash check of every file it lists.
-
-    ``{"manifest": ..., "files": {name: {"sha256_ok": bool, ...}}, "unlisted": [...], "ok": bool}``
-    """
+def read_manifest(folder: str | Path) -> dict:
+    """The ``manifest.json`` of a bundle folder, checked to be an edgetailor bundle manifest."""
     folder = Path(folder)
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
@@ -22,6 +19,16 @@ def inspect_bundle(folder: str | Path) -> dict:
         raise BundleError(f"{folder}/manifest.json is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
         raise BundleError(f"{folder}/manifest.json is not an {SCHEMA} manifest")
+    return manifest
+
+
+def inspect_bundle(folder: str | Path) -> dict:
+    """The manifest of a bundle folder and a fresh hash check of every file it lists.
+
+    ``{"manifest": ..., "files": {name: {"sha256_ok": bool, ...}}, "unlisted": [...], "ok": bool}``
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
     checks = {}
     for name, entry in sorted(manifest.get("files", {}).items()):
         path = folder / name

@@ -54,6 +54,36 @@ class LatencyReport:
         return data
 
 
+@dataclass(frozen=True)
+class QuantizationReport:
+    """``--quantize int8``: the task's held-out figure (%) of the float32 and int8 TFLite models, each
+    run in the TFLite interpreter, and which int8 model ships (post-training or quantization-aware)."""
+
+    mode: str                          # "int8"
+    metric: str                        # what the figures are (top-1, COCO mAP, mIoU; %)
+    measured_on: str                   # the held-out split, and any post-processing applied
+    float_value: float                 # float32 TFLite
+    ptq_value: float                   # post-training int8, calibrated on the training images
+    threshold_pp: float                # QAT runs when float - ptq exceeds this
+    shipped: str                       # "ptq" or "qat": model.tflite's int8 model
+    reason: str
+    calibration_images: int
+    qat_value: float | None = None     # quantization-aware int8, when QAT ran
+    qat_epochs: int | None = None
+
+    def to_dict(self) -> dict:
+        int8 = self.qat_value if self.shipped == "qat" else self.ptq_value
+        drop = lambda value: None if value is None else round(self.float_value - value, 2)  # noqa: E731
+        return {"mode": self.mode, "metric": self.metric, "measured_on": self.measured_on,
+                "float": {"value": self.float_value},
+                "ptq": {"value": self.ptq_value, "drop_pp": drop(self.ptq_value),
+                        "calibration_images": self.calibration_images},
+                "qat": None if self.qat_value is None else {"value": self.qat_value, "drop_pp": drop(self.qat_value),
+                                                            "epochs": self.qat_epochs},
+                "int8": {"value": int8, "method": self.shipped}, "drop_pp": drop(int8),
+                "threshold_pp": self.threshold_pp, "qat_ran": self.qat_value is not None, "reason": self.reason}
+
+
 @dataclass
 class Manifest:
     """Everything ``manifest.json`` says; ``tflite``, ``coreml``, ``files`` and ``tools`` are
@@ -71,6 +101,7 @@ class Manifest:
     warnings: list[str] = field(default_factory=list)
     source_model: dict | None = None
     postprocess: dict | None = None   # detection: what both models return (PostprocessConfig)
+    quantization: QuantizationReport | None = None  # --quantize int8: float vs int8, measured
     tflite: dict = field(default_factory=dict)
     coreml: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
@@ -99,6 +130,8 @@ class Manifest:
         }
         if self.postprocess is not None:
             data["postprocess"] = self.postprocess
+        if self.quantization is not None:
+            data["quantization"] = self.quantization.to_dict()
         return data
 
 

@@ -160,6 +160,14 @@ IPHONE_8_PLUS = (IosModel("iPhone10,2", "iPhone 8 Plus"), IosModel("iPhone10,5",
 IPHONE_X = (IosModel("iPhone10,3", "iPhone X"), IosModel("iPhone10,6", "iPhone X"))
 A11 = IosChip("Apple A11 Bionic", IPHONE_8 + IPHONE_8_PLUS + IPHONE_X)
 
+# Pixel 2/3/4 (profiles from the joint calibration): Build.DEVICE codenames as in the Google Play
+# list above (walleye/taimen, blueline/crosshatch, flame/coral); chips as shared/data/SOURCES.md
+# and Google's spec pages name them. SDM845 / SM8150 as Qualcomm trees write ro.soc.model.
+PIXEL2 = (AndroidModel("google", "walleye", "Pixel 2"), AndroidModel("google", "taimen", "Pixel 2 XL"))
+PIXEL3 = (AndroidModel("google", "blueline", "Pixel 3"), AndroidModel("google", "crosshatch", "Pixel 3 XL"))
+PIXEL4 = (AndroidModel("google", "flame", "Pixel 4"), AndroidModel("google", "coral", "Pixel 4 XL"))
+SNAPDRAGON_845 = AndroidSoc("Qualcomm Snapdragon 845 (SDM845)", QUALCOMM, ("SDM845",))
+
 # canonical profile name -> its phone; tests check this covers every shipped profile
 PHONES: dict[str, Phone] = {
     "pixel1-tflite-fp32-1big": Phone("pixel1", "android", PIXEL1, (SNAPDRAGON_821,)),
@@ -169,6 +177,15 @@ PHONES: dict[str, Phone] = {
     "iphone_x-coreml": Phone("iphone_x", "ios", IPHONE_X, (A11,)),
     # measured on an iPhone 8 (same A11 as the iPhone X, whose name the profile carries)
     "iphone_x-tflite-fp32-1thread": Phone("iphone_x_tflite", "ios", IPHONE_8, (A11,)),
+    "pixel2-tflite-fp32-1big": Phone("pixel2", "android", PIXEL2, (SNAPDRAGON_835,)),
+    "pixel2-tflite-int8-1big": Phone("pixel2_int8", "android", PIXEL2, (SNAPDRAGON_835,)),
+    "pixel3-tflite-fp32-1big": Phone("pixel3", "android", PIXEL3, (SNAPDRAGON_845,)),
+    "pixel3-tflite-int8-1big": Phone("pixel3_int8", "android", PIXEL3, (SNAPDRAGON_845,)),
+    "pixel3-tflite-fp32-4threads": Phone("pixel3_4t", "android", PIXEL3, (SNAPDRAGON_845,)),
+    "pixel3-tflite-int8-4threads": Phone("pixel3_int8_4t", "android", PIXEL3, (SNAPDRAGON_845,)),
+    "pixel4-tflite-fp32-1big": Phone("pixel4", "android", PIXEL4, (SNAPDRAGON_855,)),
+    "pixel4-tflite-fp32-4threads": Phone("pixel4_4t", "android", PIXEL4, (SNAPDRAGON_855,)),
+    "pixel4-tflite-int8-4threads": Phone("pixel4_int8_4t", "android", PIXEL4, (SNAPDRAGON_855,)),
 }
 
 

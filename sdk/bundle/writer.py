@@ -110,13 +110,16 @@ def package(model: Any, out_dir: str | Path, *, labels: list[str], profile: Devi
             quantize: str = "none", io_type: str = "uint8", precision: str = "float16",
             compress: str = "none", calibration: Iterable | None = None, normalization: Any = None,
             source_model: dict | None = None, progress: Callable[[str], None] | None = None,
-            quiet: bool = False) -> dict:
+            quiet: bool = False, tflite_model: Any = None, quantization: Any = None) -> dict:
     """Convert the tf.keras classifier ``model`` for both platforms and write the bundle ``out_dir``.
 
     ``weights`` is "random" for an untrained build (the manifest then warns) or a short
     description of where the weights came from. ``predicted_ms`` is the latency a chooser already
     checked against ``budget_ms`` (priced here from ``arch`` when not given). ``calibration``
-    images (pixels) are needed for ``quantize`` int8/int16x8. Returns the manifest.
+    images (pixels) are needed for ``quantize`` int8/int16x8. ``tflite_model``: the Keras model the
+    TFLite file is converted from when it is not ``model`` (a quantization-aware copy; Core ML
+    still converts ``model``), and ``quantization`` its measured ``QuantizationReport``. Returns
+    the manifest.
     """
     from edgetailor.converters import ConvertOptions, ModelInfo, convert
     from edgetailor.converters.inputs import normalization_of
@@ -152,7 +155,7 @@ def package(model: Any, out_dir: str | Path, *, labels: list[str], profile: Devi
                              info=info, quiet=quiet)
     try:
         say(f"converting to TFLite ({quantize})")
-        tflite = convert(model, "tflite", options, calibration)
+        tflite = convert(model if tflite_model is None else tflite_model, "tflite", options, calibration)
         say(f"converting to Core ML ({precision}{'' if compress == 'none' else ', ' + compress})")
         coreml = convert(model, "coreml", options.replace(quantize="none"))
     except ConversionError as exc:
@@ -162,7 +165,7 @@ def package(model: Any, out_dir: str | Path, *, labels: list[str], profile: Devi
         arch=None if arch is None else {"name": arch.name, "spec": arch.spec.encode(),
                                         "resolution": arch.spec.resolution, "width": arch.spec.width},
         accuracy=accuracy or published_accuracy(arch, weights == "random"), labels=list(labels),
-        source_model=source_model, warnings=warnings,
+        source_model=source_model, warnings=warnings, quantization=quantization,
         input={"name": "image", "shape": tflite.details["inputs"][0]["shape"], "layout": "NHWC",
                "color": "RGB", "normalization": normalization.to_dict(),
                "tflite": tflite.details["inputs"][0],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgetailor.arch import zoo
+from edgetailor.arch import pretrained, zoo
 from edgetailor.arch.layers import walk
 from edgetailor.arch.spec import ArchSpec
 from edgetailor.choose import accuracy
@@ -48,7 +48,7 @@ class Grid:
     """Latency, MACs and top-1 of every family x width x resolution, vectorised."""
 
     def __init__(self, profile: DeviceProfile, families=FAMILIES, widths=WIDTHS, resolutions=RESOLUTIONS,
-                 num_classes: int = 1000):
+                 num_classes: int = 1000, pretrained_only: bool = False, max_width: float | None = None):
         self.profile = profile
         self.num_classes = num_classes  # the classifier that ships is priced, not ImageNet's
         self.resolutions = np.asarray(resolutions)
@@ -57,6 +57,9 @@ class Grid:
         coefficients = profile.coefficients
         for family in families:
             for width in sorted(set(widths) | _published_widths(family)):
+                if (pretrained_only and not pretrained.has_start(family, width)) or (
+                        max_width is not None and width > max_width + 1e-9):
+                    continue  # only points with published weights to start from, or narrow enough
                 feats, family_macs = self._sweep(zoo.FAMILIES[family].spec(width, 1.0, _REFERENCE))
                 latency.append(feats @ coefficients)
                 macs.append(family_macs)
@@ -126,12 +129,20 @@ def _published_widths(family: str) -> set[float]:
 
 
 def pick(profile: DeviceProfile, budget_ms: float, grid: Grid | None = None,
-         runners_up: int = 4, families=FAMILIES, num_classes: int = 1000) -> PickResult:
+         runners_up: int = 4, families=FAMILIES, num_classes: int = 1000,
+         pretrained_only: bool = False, max_width: float | None = None) -> PickResult:
     """The most accurate candidate whose exact predicted latency (with a ``num_classes``
-    classifier) is within ``budget_ms``."""
+    classifier) is within ``budget_ms``; ``pretrained_only``: among family points that have
+    published weights to start from (``arch.pretrained``), ``max_width``: no wider than this."""
     check_budget(budget_ms)
     started = time.perf_counter()
-    grid = grid or Grid(profile, families, num_classes=num_classes)
+    if pretrained_only:
+        families = tuple(f for f in families if f in pretrained.FAMILIES)
+    if not families:
+        raise SpecError("no family to pick from: those with a pretrained start are "
+                        + ", ".join(pretrained.FAMILIES))
+    grid = grid or Grid(profile, families, num_classes=num_classes, pretrained_only=pretrained_only,
+                        max_width=max_width)
     order = np.argsort(-grid.top1, axis=None)
     chosen: list[Candidate] = []
     margin = 1.0 + max(profile.expected_error_pct or 10, 10) / 100

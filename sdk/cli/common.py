@@ -89,6 +89,22 @@ class _ErrorPolicy:
             _report_bug(ctx)
 
 
+class PretrainedSource(click.ParamType):
+    """``--pretrained``: ``imagenet`` (Keras' download-and-cache) or an existing Keras ``.h5`` file."""
+
+    name = "imagenet|FILE"
+
+    def convert(self, value, param, ctx):
+        if value == "imagenet":
+            return value
+        if not os.path.isfile(value):
+            self.fail(f"{value!r} is neither 'imagenet' nor an existing Keras .h5 weights file", param, ctx)
+        return value
+
+
+PRETRAINED = PretrainedSource()
+
+
 def _report_bug(ctx: click.Context) -> NoReturn:
     click.echo(traceback.format_exc(), err=True, nl=False)
     click.echo(BUG_REPORT, err=True)

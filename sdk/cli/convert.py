@@ -282,8 +282,11 @@ def package(model: str, device: str, labels_path: Path, out_dir: Path, budget_ms
 
 @click.command(cls=Command)
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--clients", "with_clients", is_flag=True,
+              help="Also run the bundle in MediaPipe Tasks and the TFLite Task Library (environments "
+                   "made by tools/client-venvs.sh) and compare them with the TFLite interpreter.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def inspect(path: Path, as_json: bool) -> None:
+def inspect(path: Path, with_clients: bool, as_json: bool) -> None:
     """Show what a .tflite, a .mlpackage or a bundle folder holds (bundles: hashes re-checked)."""
     from edgetailor.bundle.inspect import inspect_bundle
 
@@ -292,11 +295,18 @@ def inspect(path: Path, as_json: bool) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if path.is_dir() and (path / "manifest.json").exists():
         report = inspect_bundle(path)
-        _show_bundle(path, report, as_json)
         if not report["ok"]:
+            _show_bundle(path, report, as_json)
             bad = [name for name, check in report["files"].items() if not check["sha256_ok"]]
             fail(f"bundle {path} does not match its manifest: {', '.join(bad) or 'no files listed'}")
+        if with_clients:
+            _inspect_clients(path, report, as_json)
+        else:
+            _show_bundle(path, report, as_json)
         return
+    if with_clients:
+        fail("--clients checks a bundle folder: its manifest holds the normalisation and labels "
+             "the clients are compared against")
     if path.is_dir():
         from edgetailor.converters.base import native_output_captured
         from edgetailor.converters.coreml import describe_package
@@ -313,6 +323,28 @@ def inspect(path: Path, as_json: bool) -> None:
         _show_tflite(path, report)
     else:
         _show_mlpackage(path, report)
+
+
+def _inspect_clients(path: Path, report: dict, as_json: bool) -> None:
+    """The bundle report plus the real-client check (``edgetailor.bundle.clients``); exit 1 when a
+    client differs from the interpreter, naming the client and the difference."""
+    from edgetailor.bundle.clients import check_bundle
+    from edgetailor.converters.base import native_output_captured
+
+    with native_output_captured():
+        checks = check_bundle(path)
+    if as_json:
+        report = {**report, "clients": [c.to_dict() for c in checks]}
+    _show_bundle(path, report, as_json)
+    if not as_json:
+        for c in checks:
+            state = "same as the interpreter" if c.ok else "DIFFERS: " + "; ".join(c.differences)
+            click.echo(f"  client   {c.client} {c.version or ''}: {state} ({c.compared})")
+            for note in c.notes:
+                click.echo(f"  note     {c.client}: {note}")
+    wrong = [f"{c.client}: {'; '.join(c.differences)}" for c in checks if not c.ok]
+    if wrong:
+        fail(f"bundle {path} runs differently in a client than in the TFLite interpreter: " + " | ".join(wrong))
 
 
 def _tensor(t: dict) -> str:

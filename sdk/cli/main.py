@@ -14,7 +14,8 @@ import click
 
 from edgetailor import __version__
 from edgetailor.arch import layers, zoo
-from edgetailor.cli.common import FiniteFloatRange, Group, emit_json, fail, load_profile, resolve_arch
+from edgetailor.cli.common import (PRETRAINED, FiniteFloatRange, Group, emit_json, fail, load_profile, resolve_arch,
+                                   say)
 
 
 def _millions(value: float | None, digits: int = 2) -> str:
@@ -202,7 +203,19 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
               help="Detection: suppress only boxes of the same class (default: across classes).")
 @click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder with one sub-folder of images per class; the model is trained on it.")
-@click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True,
+              help="Training epochs (with --pretrained: per phase, head then all layers).")
+@click.option("--pretrained", type=PRETRAINED,
+              help="With --dataset: pick among families with published weights, start from them "
+                   "('imagenet': Keras' download and cache; or a local Keras .h5) and fine-tune as "
+                   "Model Maker does (new head on the frozen backbone, then all layers).")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
+              help="int8: ship a full-integer TFLite calibrated on --dataset's training images, with float "
+                   "and int8 accuracy measured on its held-out split in the manifest (needs --dataset).")
+@click.option("--qat-threshold", type=float,
+              help="With --quantize int8: quantization-aware training when post-training int8 loses more "
+                   "than this many percentage points, -100..100 (default 1; -100 always, 100 never).")
+@click.option("--qat-epochs", type=int, help="With --quantize int8: quantization-aware epochs (default 2).")
 @click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Labels file (one per line) for a bundle without a dataset.")
 @click.option("--search", "search_space", help="Re-search this space (mnasnet, proxyless, fbnet, "
@@ -223,7 +236,8 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 def specialize(device: str | None, budget_ms: float | None, task: str, resolution: int | None,
                max_detections: int | None, score_threshold: float | None, iou_threshold: float | None,
-               class_aware: bool | None, dataset: Path | None, epochs: int, labels_path: Path | None,
+               class_aware: bool | None, dataset: Path | None, epochs: int, pretrained: str | None, quantize: str,
+               qat_threshold: float | None, qat_epochs: int | None, labels_path: Path | None,
                search_space: str | None, trials: int, strategy: str, supernet: Path | None, finetune: int,
                targets_text: str | None, out_dir: Path, as_json: bool) -> None:
     """The most accurate model under --budget-ms on --device, as an app-ready bundle.
@@ -240,20 +254,31 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
           --dataset data/shapes_coco --out out/det
       edgetailor specialize --device pixel1 --budget-ms 40 --search mnasnet --trials 20 \\
           --out out/searched
+      edgetailor specialize --device pixel1 --budget-ms 40 --dataset my_photos/ --pretrained imagenet \\
+          --out out/pretrained
+      edgetailor specialize --device pixel1 --budget-ms 40 --dataset my_photos/ --quantize int8 \\
+          --out out/int8
       edgetailor specialize --supernet ckpt/ --device pixel1 --budget-ms 10 --out out/from_supernet
       edgetailor specialize --supernet ckpt/ --targets pixel1:10,galaxy_s8:20,iphone_x:5 --out out/phones
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
     from edgetailor.bundle.manifest import read_labels
-    from edgetailor.specialize import Request, SearchRequest, specialize as run
+    from edgetailor.specialize import QuantizeRequest, Request, SearchRequest, specialize as run
     from edgetailor.tasks.detection.postprocess import PostprocessConfig
 
     progress = lambda message: click.echo(message, err=True)  # noqa: E731
     postprocess = PostprocessConfig.from_options(max_detections, score_threshold, iou_threshold, class_aware)
+    if quantize == "none" and (qat_threshold is not None or qat_epochs is not None):
+        fail("--qat-threshold and --qat-epochs apply to --quantize int8")
+    int8 = None
+    if quantize != "none":
+        given = {"qat_threshold_pp": qat_threshold, "qat_epochs": qat_epochs}
+        int8 = QuantizeRequest(quantize, **{name: value for name, value in given.items() if value is not None})
     if targets_text is not None:
         extra = [name for name, given in (("--task", task != "classification"), ("--search", search_space),
                                           ("--labels", labels_path), ("--resolution", resolution),
-                                          ("detection options", postprocess)) if given]
+                                          ("detection options", postprocess), ("--quantize", int8),
+                                          ("--pretrained", pretrained)) if given]
         if extra:
             fail(f"--targets makes supernet classifiers; {', '.join(extra)} do not apply")
         _specialize_targets(supernet, targets_text, device, budget_ms, finetune, dataset, out_dir, as_json,
@@ -268,7 +293,7 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
         epochs=epochs, labels=tuple(read_labels(labels_path)) if labels_path else None,
         search=SearchRequest(search_space, trials, strategy) if search_space else None,
         resolution=resolution, supernet=supernet, finetune=finetune,
-        postprocess=postprocess)
+        postprocess=postprocess, quantize=int8, pretrained=pretrained)
     summary = run(request, progress=progress, quiet=True)
     if as_json:
         emit_json(summary)
@@ -282,6 +307,7 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
         return
     if summary.get("task") in ("detection", "segmentation"):
         _echo_dense(summary, budget_ms)
+        _echo_quantization(summary)
         return
     if summary.get("mode") == "search":
         chosen = summary["chosen"]
@@ -289,6 +315,7 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
                    f"{summary['device']} (budget {budget_ms:g} ms); accuracy "
                    f"{summary['accuracy'].get('value')} ({summary['accuracy'].get('kind')}); "
                    f"bundle in {summary['out']}")
+        _echo_quantization(summary)
         return
     chosen = summary["chosen"]
     accuracy = summary["accuracy"] or {}
@@ -299,6 +326,17 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
     for c in summary["runners_up"]:
         click.echo(f"  runner-up: {c['family']} width {c['width']:g} at {c['resolution']} px, "
                    f"{c['latency_ms']:.1f} ms, top-1 {c['top1']} ({c['accuracy_kind']})")
+    _echo_quantization(summary)
+
+
+def _echo_quantization(summary: dict) -> None:
+    """One line: the float and int8 TFLite figures on the held-out split, and which int8 model ships."""
+    q = summary.get("quantization")
+    if not q:
+        return
+    qat = "" if q["qat"] is None else f", quantization-aware {q['qat']['value']:g}"
+    click.echo(f"int8 TFLite ({q['int8']['method']}): {q['metric']} {q['int8']['value']:g} against float32 "
+               f"{q['float']['value']:g} ({-q['drop_pp']:+g} pp; post-training {q['ptq']['value']:g}{qat})")
 
 
 def _specialize_targets(supernet: Path | None, targets_text: str, device, budget_ms, finetune: int,
@@ -469,41 +507,50 @@ def profile_import(measurements: tuple[Path, ...], base: str, profile_name: str,
 @click.option("--width", type=FiniteFloatRange(0.05, 4.0), help="Width multiplier.")
 @click.option("--num-classes", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--dropout", type=FiniteFloatRange(0.0, 0.9), help="Dropout before the classifier.")
-@click.option("--keras-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A Keras Applications .h5 weights file to start from (no download).")
+@click.option("--pretrained", type=PRETRAINED,
+              help="Start from Keras Applications' ImageNet weights ('imagenet': Keras' download and "
+                   "cache; or a local .h5), mapped onto any width and resolution of the family.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def build(arch: str, out_path: Path, resolution: int | None, width: float | None,
-          num_classes: int, dropout: float | None, keras_weights: Path | None,
+          num_classes: int, dropout: float | None, pretrained: str | None,
           as_json: bool) -> None:
-    """Build ARCH as a tf.keras model and save it (random weights unless --keras-weights)."""
+    """Build ARCH as a tf.keras model and save it (random weights unless --pretrained).
+
+    \b
+    Examples:
+      edgetailor build mobilenet_v3_small --width 0.5 --resolution 128 --num-classes 5 --out m.keras
+      edgetailor build mobilenet_v2 --width 0.6 --pretrained imagenet --num-classes 5 --out m.keras
+      edgetailor build mobilenet_v2_100 --pretrained mobilenet_v2_weights.h5 --out m.keras
+    """
     if out_path.suffix != ".keras":
         fail(f"--out must end in .keras (got {out_path.name})")
     from edgetailor import _io
 
     _io.check_output_file(out_path)  # an existing model is refused, as every command refuses its output
     resolved = resolve_arch(arch, width, resolution)
-    if keras_weights and width is not None:
-        fail("--keras-weights fixes the width of the named model; drop --width")
-    from edgetailor.builder import network as builder, weights  # TensorFlow is imported only here
+    if pretrained and resolved.family is None:
+        fail("--pretrained needs a family or zoo name (an inline spec has no published weights)")
+    family_dropout = resolved.family.dropout if resolved.family else 0.0
+    entry_dropout = resolved.entry.dropout if resolved.entry else None
+    rate = next(d for d in (dropout, entry_dropout, family_dropout) if d is not None)
+    from edgetailor.builder import network as builder, pretrained as starts  # TensorFlow only here
 
-    if keras_weights:
-        keras_model = weights.keras_application(arch, keras_weights, resolution)
-        model = weights.from_keras(keras_model, arch)
+    if pretrained:
+        model, start = starts.build_pretrained(resolved.spec, resolved.family.name, pretrained,
+                                               num_classes=num_classes, dropout=rate, name=resolved.name)
+        say(f"starting from {start.describe()}")
     else:
-        family_dropout = resolved.family.dropout if resolved.family else 0.0
-        entry_dropout = resolved.entry.dropout if resolved.entry else None
-        rate = next(d for d in (dropout, entry_dropout, family_dropout) if d is not None)
         model = builder.build(resolved.spec, num_classes=num_classes, dropout=rate,
                               name=resolved.name)
     _save_atomically(model, out_path)
     summary = {"name": resolved.name, "out": str(out_path), "params": model.count_params(),
                "resolution": resolved.spec.resolution, "spec": resolved.spec.encode(),
-               "weights": str(keras_weights) if keras_weights else "random"}
+               "weights": start.describe() if pretrained else "random"}
     if as_json:
         emit_json(summary)
     else:
-        click.echo(f"saved {resolved.name} ({summary['params']:,} params, "
-                   f"{summary['weights']} weights) to {out_path}")
+        weights = "pretrained weights" if pretrained else "random weights"
+        click.echo(f"saved {resolved.name} ({summary['params']:,} params, {weights}) to {out_path}")
 
 
 def _register_commands() -> None:

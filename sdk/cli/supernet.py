@@ -4,7 +4,8 @@
 phase on stderr; rerunning the same command resumes after the last completed epoch. At the end
 it measures sub-networks on the held-out split (batch norm recalibrated) and fits the accuracy
 predictor that ``specialize --supernet`` searches with; ``supernet predictor`` measures more and
-refits. TensorFlow is imported only when a command runs.
+refits. ``supernet import-ofa`` turns Once-for-All's published PyTorch supernets into such a
+checkpoint (``edgetailor.supernet.ofa``). TensorFlow is imported only when a command runs.
 """
 from __future__ import annotations
 
@@ -154,3 +155,31 @@ def _echo_predictor(summary: dict) -> None:
                f"{held['subnets']}: MAE {held['mae_pp']:.2f} pp (predicting the mean: "
                f"{held['baseline_mae_pp']:.2f})"
                + ("" if held["kendall_tau"] is None else f", Kendall tau {held['kendall_tau']:.2f}"))
+
+
+@supernet_group.command("import-ofa")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Checkpoint folder to write (new or empty).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Class names, one per line in the classifier's order (ImageNet: the sorted synset "
+                   "folder names) [default: class_0000 ...].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
+def import_ofa_command(file: Path, out_dir: Path, labels: Path | None, as_json: bool) -> None:
+    """Import Once-for-All's published MobileNetV3 supernet (ofa_mbv3_d234_e346_k357_w1.0 or _w1.2,
+    a PyTorch .pth file, read without PyTorch and without running any code in it) as a checkpoint
+    that specialize --supernet and `supernet predictor` read. Nothing is downloaded."""
+    from edgetailor.supernet.ofa import import_ofa
+
+    state = import_ofa(file, out_dir, labels, progress=say)
+    summary = {"checkpoint": str(out_dir), "space": state.space, "classes": len(state.classes),
+               "resolutions": list(state.resolutions), "source": state.source,
+               "accuracy": "none measured: Once-for-All's ImageNet weights; measure sub-networks on an "
+                           f"ImageNet-style folder with `edgetailor supernet predictor {out_dir} --dataset DIR`"}
+    if as_json:
+        emit_json(summary)
+        return
+    say(f"supernet checkpoint {out_dir} ({state.space}, {len(state.classes)} classes): {state.source}")
+    click.echo(f"  no accuracy measured yet: `edgetailor supernet predictor {out_dir} --dataset DIR` measures "
+               "sub-networks on an ImageNet-style folder (batch norm recalibrated) and fits the accuracy "
+               "predictor that specialize --supernet needs")

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgetailor.arch.blocks import Step
+from edgetailor.arch.spec import BN_EPSILON
 from edgetailor.errors import SupernetError
 from edgetailor.supernet.ops import ElasticConv, ElasticDepthwise, ElasticSE, Index, take
 
@@ -24,7 +25,8 @@ def _shape_free(step: Step) -> Step:
 class ElasticBlock(tf.keras.layers.Layer):
     """``variants[k][e]``: the steps with the ``k``-th kernel and ``e``-th expand (both ascending)."""
 
-    def __init__(self, variants: list[list[tuple[Step, ...]]], in_channels: int, name: str):
+    def __init__(self, variants: list[list[tuple[Step, ...]]], in_channels: int, name: str,
+                 padding: str = "same", bn_eps: float = BN_EPSILON):
         super().__init__(name=name)
         reference = variants[-1][-1]
         dw = next((p for p, s in enumerate(reference) if s.op == "dwconv"), None)
@@ -51,11 +53,12 @@ class ElasticBlock(tf.keras.layers.Layer):
         self.steps, self.kernels, self.dw = reference, kernels, dw
         self.ins, self.outs = tuple(ins), tuple(outs)
         self.layers_by_step = {}
+        convention = {"symmetric": padding == "symmetric", "bn_eps": bn_eps}
         for p, step in enumerate(reference):
             if step.op == "conv":
-                layer = ElasticConv(step, max(self.ins[p]), max(self.outs[p]), name=step.name)
+                layer = ElasticConv(step, max(self.ins[p]), max(self.outs[p]), **convention, name=step.name)
             elif step.op == "dwconv":
-                layer = ElasticDepthwise(step, self.kernels, max(self.ins[p]), name=step.name)
+                layer = ElasticDepthwise(step, self.kernels, max(self.ins[p]), **convention, name=step.name)
             elif step.op == "se":
                 layer = ElasticSE(step, max(self.ins[p]), max(self.outs[p]), name=step.name)
             elif step.op in ("add", "pool"):

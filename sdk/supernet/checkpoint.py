@@ -44,6 +44,8 @@ class State:
     history: tuple[dict, ...] = field(default_factory=tuple)  # one entry per epoch trained
     data: dict = field(default_factory=dict)  # how to open the dataset again: ``data.open_source`` kwargs
     definition: dict = field(default_factory=dict)  # the space's data (``space_of``), so any space reloads
+    source: str = ""               # where the weights came from when not trained here (``supernet.ofa``)
+    input_affine: tuple = ()       # (scale, offset) per channel from the [-1, 1] input (``Supernet``)
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -60,7 +62,7 @@ def read_state(folder: Path) -> State | None:
             raise ValueError("unknown format")
         state = State(**data)
         return replace(state, classes=tuple(state.classes), resolutions=tuple(state.resolutions),
-                       history=tuple(state.history))
+                       history=tuple(state.history), input_affine=tuple(tuple(v) for v in state.input_affine))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise SupernetError(f"{path} is not a supernet checkpoint state ({exc}); remove the folder "
                             "or pick another --out") from None
@@ -83,7 +85,8 @@ def save(folder: Path, net: Supernet, optimizer, state: State) -> State:
     previous = read_state(folder)
     number = int(previous.weights.rpartition("-")[2]) + 1 if previous and previous.weights else 1
     prefix = f"weights-{number}"
-    tf.train.Checkpoint(net=net, optimizer=optimizer).write(str(folder / prefix))
+    objects = {"net": net, **({"optimizer": optimizer} if optimizer is not None else {})}  # None: imported
+    tf.train.Checkpoint(**objects).write(str(folder / prefix))
     state = replace(state, weights=prefix)
     write_json(folder / STATE, state.to_json())
     for old in folder.glob("weights-*"):
@@ -107,9 +110,11 @@ def restore(folder: Path, state: State, net: Supernet, optimizer=None) -> None:
 def open_data(state: State, folder: Path, dataset: str | Path | None = None) -> data.Source:
     """The dataset the supernet was trained on, split as it was (``dataset`` overrides its location;
     its classes must be the checkpoint's)."""
-    if not state.data:
+    if not state.data and dataset is None:
         raise SupernetError(f"checkpoint {folder} does not record its dataset; pass --dataset")
-    options = {**state.data, **({"dataset": str(dataset)} if dataset is not None else {})}
+    # an imported checkpoint records none: the dataset given, split as training splits by default
+    options = {"resolution": max(state.resolutions), **state.data,
+               **({"dataset": str(dataset)} if dataset is not None else {})}
     if options["dataset"] != "shapes" and not Path(options["dataset"]).is_dir():
         raise SupernetError(f"the dataset folder {options['dataset']} the supernet in {folder} was trained on "
                             "is gone; pass --dataset with the folder's new place")
@@ -141,6 +146,6 @@ def load(folder: str | Path, space=None) -> tuple[Supernet, State]:
         raise SupernetError(f"{folder} holds no supernet checkpoint ({STATE} missing)")
     elastic = ElasticSpace.of(space if space is not None else space_of(state))
     check_fits(state, elastic, None, folder)
-    net = Supernet(elastic, len(state.classes))
+    net = Supernet(elastic, len(state.classes), input_affine=state.input_affine or None)
     restore(folder, state, net)
     return net, state

@@ -5,8 +5,9 @@ stage its largest depth of layer slots, each an ``ElasticBlock`` over the stage'
 ops. Elastic depth runs the first ``d`` slots of a stage (the others are residual, so skipping one
 is the identity); resolution is whatever the images have.
 
-The space ``ofa_mbv3`` holds Once-for-All's width-1.2 channels (``ofa_mbv3_d234_e346_k357_w1.2``);
-that is the one width supported now — another width is another space entry.
+The spaces ``ofa_mbv3`` and ``ofa_mbv3_w1.0`` hold Once-for-All's width-1.2 and width-1.0 channels
+(``ofa_mbv3_d234_e346_k357_w1.2``, ``..._w1.0``); the space's padding and batch-norm epsilon reach
+every layer (``supernet.ofa`` imports Once-for-All's weights into a space with PyTorch's).
 
 ``set_active(subnet)`` picks the sub-network ``call`` runs; ``extract(subnet)`` returns the spec
 ``space.decode`` gives for it and an ordinary ``edgetailor.builder.build`` model holding the
@@ -26,6 +27,7 @@ from edgetailor.arch.blocks import block_steps
 from edgetailor.arch.layers import expand_repeats
 from edgetailor.arch.spaces import Space
 from edgetailor.arch.spec import ArchSpec, decode_block
+from edgetailor.builder.keras_layers import ChannelAffine
 from edgetailor.errors import SupernetError
 from edgetailor.supernet.block import ElasticBlock
 from edgetailor.supernet.subnet import ElasticSpace, Subnet
@@ -49,24 +51,31 @@ class Encoded:
 class Supernet(tf.keras.Model):
     """Weight-sharing network over ``space``; ``call`` returns logits over ``num_classes``."""
 
-    def __init__(self, space: ElasticSpace | Space, num_classes: int, dropout: float = DROPOUT):
+    def __init__(self, space: ElasticSpace | Space, num_classes: int, dropout: float = DROPOUT,
+                 input_affine: tuple[tuple[float, ...], tuple[float, ...]] | None = None):
+        """``input_affine`` (scale, offset per channel) maps the [-1, 1] input first, for weights
+        that expect another normalisation (Once-for-All's ImageNet mean and std); the extracted
+        model starts with the same map (``ChannelAffine``)."""
         super().__init__(name="supernet")
+        self.input_affine = input_affine
         if num_classes < 2:
             raise SupernetError(f"a supernet classifier needs at least two classes (got {num_classes})")
         self.elastic = space if isinstance(space, ElasticSpace) else ElasticSpace.of(space)
         self.num_classes, self.dropout = num_classes, dropout
-        channels = 3
-        self.stem, channels = _fixed_blocks("stem", self.elastic.space.stem_blocks(), channels)
+        channels, space = 3, self.elastic.space
+        convention = {"padding": space.padding, "bn_eps": space.bn_eps}
+        self.stem, channels = _fixed_blocks("stem", space.stem_blocks(), channels, convention)
         self.stages = []
         for s, stage in enumerate(self.elastic.stages):
             slots = []
             for j in range(max(stage.depths)):
                 variants = [[block_steps(_stage_block(stage, k, e, j), channels if j == 0 else stage.channels)
                              for e in range(len(stage.expands))] for k in range(len(stage.kernels))]
-                slots.append(ElasticBlock(variants, channels if j == 0 else stage.channels, f"stage{s + 1}_{j}"))
+                slots.append(ElasticBlock(variants, channels if j == 0 else stage.channels, f"stage{s + 1}_{j}",
+                                          **convention))
             self.stages.append(slots)
             channels = stage.channels
-        self.head, channels = _fixed_blocks("head", self.elastic.space.head_blocks(), channels)
+        self.head, channels = _fixed_blocks("head", space.head_blocks(), channels, convention)
         bound = 1.0 / math.sqrt(channels)  # Once-for-All's nn.Linear init (ofa/utils/my_modules.py)
         self.classifier_kernel = self.add_weight("classifier_kernel", [channels, num_classes],
                                                  initializer=tf.random_uniform_initializer(-bound, bound))
@@ -95,6 +104,8 @@ class Supernet(tf.keras.Model):
         """Logits of ``subnet`` (an ``Encoded``, or its ``tensors()``; default: the active one)."""
         kernels, expands, depths = _fields(subnet if subnet is not None else self.encode(self._active))
         x = images
+        if self.input_affine:
+            x = x * tf.constant(self.input_affine[0], x.dtype) + tf.constant(self.input_affine[1], x.dtype)
         for block in self.stem:
             x = block(x, training=training)
         for s, (blocks, slots) in enumerate(zip(self.stages, self.elastic.stage_slots())):
@@ -120,8 +131,9 @@ class Supernet(tf.keras.Model):
         """``subnet``'s spec (what ``space.decode`` gives) and a builder model with its weights."""
         subnet = self.elastic.check(subnet or self._active)
         spec = self.elastic.spec(subnet)
+        preprocessing = [ChannelAffine(*self.input_affine, name="input_affine")] if self.input_affine else None
         model = builder.build(spec, num_classes=self.num_classes, classifier_activation=classifier_activation,
-                              name="extracted")
+                              preprocessing=preprocessing, name="extracted")
         code = self.encode(subnet)
         weights = {"classifier": [self.classifier_kernel.numpy(), self.classifier_bias.numpy()]}
         for block in [*self.stem, *self.head]:
@@ -158,12 +170,12 @@ def _stage_block(stage, kernel_index: int, expand_index: int, slot: int):
                                stride=stage.stride if slot == 0 else 1)
 
 
-def _fixed_blocks(section: str, blocks, channels: int) -> tuple[list[ElasticBlock], int]:
+def _fixed_blocks(section: str, blocks, channels: int, convention: dict) -> tuple[list[ElasticBlock], int]:
     """Stem or head blocks: one variant each, named as the builder names them."""
     out = []
     for block in (instance for b in blocks for instance in (expand_repeats(b) if b.kind not in ("pool", "fc")
                                                              else [b])):
         steps = block_steps(block, channels)
-        out.append(ElasticBlock([[steps]], channels, f"{section}_{len(out)}"))
+        out.append(ElasticBlock([[steps]], channels, f"{section}_{len(out)}", **convention))
         channels = block.channels or channels
     return out, channels

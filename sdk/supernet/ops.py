@@ -5,6 +5,10 @@ then exactly the extracted model's, static shapes and all — or int32 scalar te
 traced training step serves every sub-network (channel counts become dynamic, the kernel sizes are
 zero-padded to the largest and one is picked, a skipped layer is a ``tf.cond``).
 
+Padding and batch norm epsilon follow the space's convention (``Space.padding``, ``Space.bn_eps``),
+as the builder does for the extracted model: TF "same" and 1e-3 by default; for Once-for-All's
+imported weights PyTorch's symmetric ``k // 2`` and its 1e-5.
+
 Following Once-for-All (``ofa/imagenet_classification/elastic_nn/modules/dynamic_op.py`` at
 mit-han-lab/once-for-all@f03b2673db313b9167e2a1c2b7a5cad540cc1313): a smaller kernel is the centre
 of the next larger one times a learned matrix per layer (7x7 -> 5x5 -> 3x3), a smaller expansion
@@ -22,7 +26,7 @@ import tensorflow as tf
 
 from edgetailor.arch.blocks import Step
 from edgetailor.builder.keras_layers import HardSigmoid, HardSwish
-from edgetailor.builder.network import BN_EPSILON
+from edgetailor.arch.spec import BN_EPSILON
 from edgetailor.errors import SupernetError
 
 Index = Union[int, tf.Tensor]  # a Python int (static) or an int32 scalar tensor (dynamic)
@@ -56,6 +60,15 @@ def activation(name: str) -> Callable:
     return layers[name]()
 
 
+def _padded(x, kernel: int, stride: int, symmetric: bool):
+    """``x`` and the padding mode for a k x k convolution: TF "same", or with ``symmetric`` PyTorch's
+    ``kernel // 2`` zeros on each side (different from "same" only for strided convolutions)."""
+    if not symmetric or stride == 1 or kernel == 1:
+        return x, "SAME"
+    p = kernel // 2
+    return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), "VALID"
+
+
 def _he_fout(fan_out: int):
     """Once-for-All's ``he_fout`` initialisation: normal, std sqrt(2 / (k * k * out channels))
     (``ofa/utils/my_modules.py`` ``init_models``, same commit as above)."""
@@ -65,8 +78,9 @@ def _he_fout(fan_out: int):
 class _Norm(tf.keras.layers.Layer):
     """Batch norm over the first ``n`` of ``channels`` (gamma/beta trained, moving stats recalibrated)."""
 
-    def __init__(self, channels: int, **kwargs):
+    def __init__(self, channels: int, epsilon: float = BN_EPSILON, **kwargs):
         super().__init__(**kwargs)
+        self.epsilon = epsilon
         self.gamma = self.add_weight("bn_gamma", [channels], initializer="ones")
         self.beta = self.add_weight("bn_beta", [channels], initializer="zeros")
         self.moving_mean = self.add_weight("moving_mean", [channels], initializer="zeros", trainable=False)
@@ -77,11 +91,11 @@ class _Norm(tf.keras.layers.Layer):
         # one fused op, as Keras' BatchNormalization runs it: fewer ops to trace and to run eagerly
         if training:
             y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, _first(self.gamma, n), _first(self.beta, n),
-                                                       epsilon=BN_EPSILON, is_training=True)
+                                                       epsilon=self.epsilon, is_training=True)
         else:
             y, _, _ = tf.compat.v1.nn.fused_batch_norm(
                 x, _first(self.gamma, n), _first(self.beta, n), _first(self.moving_mean, n),
-                _first(self.moving_variance, n), epsilon=BN_EPSILON, is_training=False)
+                _first(self.moving_variance, n), epsilon=self.epsilon, is_training=False)
         return y
 
     def arrays(self, n: int) -> list[np.ndarray]:
@@ -97,18 +111,20 @@ class ElasticConv(tf.keras.layers.Layer):
     """k x k convolution on the first ``n_in`` input channels to the first ``n_out`` outputs,
     then batch norm (or a bias, for the head's ``fc``) and the activation."""
 
-    def __init__(self, step: Step, in_max: int, out_max: int, **kwargs):
+    def __init__(self, step: Step, in_max: int, out_max: int, symmetric: bool = False,
+                 bn_eps: float = BN_EPSILON, **kwargs):
         super().__init__(**kwargs)
-        self.stride, self.use_bn = step.stride, step.bn
+        self.stride, self.use_bn, self.symmetric = step.stride, step.bn, symmetric
         k = step.kernel
         self.kernel = self.add_weight("kernel", [k, k, in_max, out_max],
                                       initializer=_he_fout(k * k * out_max))
         self.bias = None if step.bn else self.add_weight("bias", [out_max], initializer="zeros")
-        self.norm = _Norm(out_max, name="bn") if step.bn else None
+        self.norm = _Norm(out_max, bn_eps, name="bn") if step.bn else None
         self.act = activation(step.act)
 
     def call(self, x, n_in, n_out, training=False):
-        y = tf.nn.conv2d(x, _first(_first(self.kernel, n_in, 2), n_out, 3), self.stride, "SAME")
+        x, padding = _padded(x, self.kernel.shape[0], self.stride, self.symmetric)
+        y = tf.nn.conv2d(x, _first(_first(self.kernel, n_in, 2), n_out, 3), self.stride, padding)
         y = self.norm(y, n_out, training=training) if self.use_bn else tf.nn.bias_add(y, _first(self.bias, n_out))
         return self.act(y)
 
@@ -130,9 +146,10 @@ class ElasticConv(tf.keras.layers.Layer):
 class ElasticDepthwise(tf.keras.layers.Layer):
     """Depthwise k x k on the first ``n`` channels, k from ``kernels`` (ascending), + BN + act."""
 
-    def __init__(self, step: Step, kernels: tuple[int, ...], channels: int, **kwargs):
+    def __init__(self, step: Step, kernels: tuple[int, ...], channels: int, symmetric: bool = False,
+                 bn_eps: float = BN_EPSILON, **kwargs):
         super().__init__(**kwargs)
-        self.stride, self.kernels = step.stride, kernels
+        self.stride, self.kernels, self.symmetric = step.stride, kernels, symmetric
         big = kernels[-1]
         # PyTorch counts a depthwise conv's out channels as ``channels``: he_fout's fan-out is k*k*C
         self.kernel = self.add_weight("kernel", [big, big, channels, 1],
@@ -141,7 +158,7 @@ class ElasticDepthwise(tf.keras.layers.Layer):
         self.transforms = [self.add_weight(f"transform_{kernels[i + 1]}to{kernels[i]}",
                                            [kernels[i] ** 2, kernels[i] ** 2], initializer="identity")
                            for i in range(len(kernels) - 1)]
-        self.norm = _Norm(channels, name="bn")
+        self.norm = _Norm(channels, bn_eps, name="bn")
         self.act = activation(step.act)
 
     def filter(self, index: int, n):
@@ -163,7 +180,9 @@ class ElasticDepthwise(tf.keras.layers.Layer):
             big = self.kernels[-1]
             weights = tf.gather(tf.stack([tf.pad(self.filter(i, n), [[(big - k) // 2] * 2] * 2 + [[0, 0]] * 2)
                                           for i, k in enumerate(self.kernels)]), kernel_index)
-        y = tf.nn.depthwise_conv2d(x, weights, [1, self.stride, self.stride, 1], "SAME")
+        # a centred, zero-padded kernel under symmetric padding of its padded size: the same output
+        x, padding = _padded(x, weights.shape[0], self.stride, self.symmetric)
+        y = tf.nn.depthwise_conv2d(x, weights, [1, self.stride, self.stride, 1], padding)
         return self.act(self.norm(y, n, training=training))
 
     def arrays(self, kernel_index: int, n: int) -> dict[str, list[np.ndarray]]:

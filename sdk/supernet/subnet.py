@@ -18,7 +18,7 @@ import numpy as np
 
 from edgetailor.arch.scaling import make_divisible
 from edgetailor.arch.spaces import Space
-from edgetailor.arch.spec import ArchSpec, decode_block
+from edgetailor.arch.spec import BN_EPSILON, ArchSpec, decode_block
 from edgetailor.errors import SpecError, SupernetError
 
 
@@ -88,6 +88,8 @@ class ElasticSpace:
     def fingerprint(self) -> str:
         """A short hash of the space's definition: a checkpoint fits only the space it was trained on."""
         text = repr((self.space.stem, self.space.stages, self.space.head))
+        if (self.space.padding, self.space.bn_eps) != ("same", BN_EPSILON):  # the same weights compute other outputs
+            text += repr((self.space.padding, self.space.bn_eps))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def stage_slots(self) -> list[range]:

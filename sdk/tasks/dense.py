@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from edgetailor.arch import zoo
 from edgetailor.arch.layers import totals
@@ -22,6 +22,7 @@ from edgetailor.choose import accuracy, pick
 from edgetailor.choose.candidate import Accuracy, Candidate, check_budget, pareto, ranked_within
 from edgetailor.errors import SpecError
 from edgetailor.latency.profiles import DeviceProfile
+from edgetailor.tasks import pretrained
 from edgetailor.tasks.base import Choice, Progress, Request
 
 RANKING_METRIC = "backbone ImageNet top-1 (%)"
@@ -55,6 +56,7 @@ class DenseTask:
     reader: str                           # the edgetailor.data.folders function that reads its datasets
     score: str                            # the key of the held-out figure its trainer's evaluate returns
     result: str                           # the trainer's model type (Detector / Segmenter)
+    qat_fine_tune: str                    # the edgetailor.tasks.qat function that fine-tunes it for int8
 
     @property
     def head_name(self) -> str:
@@ -131,12 +133,13 @@ class DenseTask:
 
     def pick(self, profile: DeviceProfile, budget_ms: float, num_labels: int,
              resolution: int | None = None, families=pick.FAMILIES, widths=pick.WIDTHS,
-             runners_up: int = 4) -> DenseChoice:
-        """The candidate with the best backbone top-1 whose predicted latency is within ``budget_ms``."""
+             runners_up: int = 4, keep: Callable[[Candidate], bool] | None = None) -> DenseChoice:
+        """The candidate with the best backbone top-1 whose predicted latency is within ``budget_ms``
+        (among those ``keep`` accepts)."""
         check_budget(budget_ms)
         started = time.perf_counter()
         resolution = resolution or self.default_resolution
-        pool = self.candidates(profile, resolution, num_labels, families, widths)
+        pool = [c for c in self.candidates(profile, resolution, num_labels, families, widths) if not keep or keep(c)]
         if not pool:
             raise SpecError(f"no backbone among {', '.join(families)} takes a {self.name} head")
         fastest = min(pool, key=lambda c: c.latency_ms)
@@ -175,8 +178,10 @@ class DenseTask:
 
     def choose(self, request: Request, num_labels: int, progress: Progress) -> Choice:
         resolution = request.resolution or self.default_resolution
-        result = self.pick(request.profile, request.budget_ms, num_labels, resolution,
-                           request.families or pick.FAMILIES)
+        families, max_width = pretrained.scope(request, request.families or pick.FAMILIES, progress)
+        keep = None if request.pretrained is None else (
+            lambda c: pretrained.allowed(c.family, c.width, max_width))  # noqa: E731
+        result = self.pick(request.profile, request.budget_ms, num_labels, resolution, families, keep=keep)
         best = result.best
         progress(f"picked {best.label} with {self.head_name}: {best.latency_ms:.1f} ms "
                  f"predicted, backbone top-1 {best.top1} ({best.accuracy.kind}) from "
@@ -188,20 +193,53 @@ class DenseTask:
     def train(self, choice: Choice, data, labels: list[str], request: Request, progress: Progress):
         """Train on 80 % of ``data`` and measure on the rest; (trained model, measured Accuracy)."""
         spec, epochs = choice.best.spec, request.epochs
-        n = len(data.images)
-        train, held_out = data.split(min(0.8, (n - 1) / n))  # at least one image held out
+        train, held_out = self.split(data)
         progress(f"training {self.name} on {len(train.images)} images of {request.dataset} for "
                  f"{epochs} epoch(s); {len(held_out.images)} held out")
 
         def epoch_done(record: dict) -> None:
             progress(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.3f} ({record['seconds']:.0f} s)")
 
+        backbone, start = None, "trained here"
+        if request.pretrained is not None:
+            from edgetailor.builder.pretrained import build_pretrained
+
+            backbone, origin = build_pretrained(spec, choice.best.family, request.pretrained, include_top=False)
+            progress(f"backbone from {origin.describe()}")
+            start = f"backbone from {origin.describe()}, under a new {self.head_name} trained here"
         trained = self.trainer().train(train, spec, self.config(len(labels)), epochs=epochs,
-                                       learning_rate=self.learning_rate, progress=epoch_done)
-        description = (f"trained here on {request.dataset}: {len(train.images)} images, {epochs} epoch(s) "
+                                       learning_rate=self.learning_rate, progress=epoch_done, backbone=backbone)
+        description = (f"{start} on {request.dataset}: {len(train.images)} images, {epochs} epoch(s) "
                        f"at {spec.resolution} px; measured on {len(held_out.images)} held-out images")
         value = round(100 * float(self.held_out_score(trained, held_out)), 2)
         return trained, Accuracy(value, "measured", description, metric=self.metric)
+
+    def split(self, data):
+        """(training, held-out): 80 % / 20 % in the folder's order, at least one image held out."""
+        n = len(data.images)
+        return data.split(min(0.8, (n - 1) / n))
+
+    def quantize(self, trained, data, request: Request, progress: Progress):
+        """Int8 TFLite calibrated on the training split, measured on the held-out split through the
+        task's own exporter (``measure_options``); see ``tasks.quantize``."""
+        import dataclasses
+
+        from edgetailor.tasks import qat, quantize
+        from edgetailor.tasks.detection.train import resize_uint8
+
+        train, held_out = self.split(data)
+        exporter, options = self.exporter(), self.measure_options(request)
+        fine_tune = getattr(qat, self.qat_fine_tune)
+        measured_on = f"the held-out split of {request.dataset} ({len(held_out.images)} images)" + (
+            f", evaluation post-processing {options['postprocess'].to_dict()} (model.tflite: the "
+            "bundle's own; the network and its int8 ranges are the same)" if "postprocess" in options else "")
+        subject = quantize.Subject(
+            trained, lambda model, pixels: exporter.to_tflite(model, calibration=pixels, **options),
+            lambda flatbuffer: 100.0 * exporter.evaluate_tflite(flatbuffer, held_out)[self.score],
+            lambda model: dataclasses.replace(model, model=qat.quantize_aware(model.model)),
+            lambda aware, epochs, rate: fine_tune(aware, train, epochs, rate),
+            resize_uint8(train.images, trained.resolution), self.metric, measured_on, self.learning_rate)
+        return quantize.quantize(subject, request.quantize, progress)
 
     def weights(self, request: Request) -> str:
         return f"trained on {request.dataset}"
@@ -222,13 +260,17 @@ class DenseTask:
         """Keyword arguments both of the task's exporters take (detection: its post-processing)."""
         return {}
 
+    def measure_options(self, request: Request) -> dict:
+        """``export_options`` for the TFLite models whose held-out figure quantization measures."""
+        return self.export_options(request)
+
     def read_back(self, folder, options: dict) -> tuple[dict, dict]:
         """What only this task's exported files hold, read back from them and checked against
         ``options``: extra (TFLite, Core ML) manifest parts."""
         return {}, {}
 
     def bundle(self, trained, labels: list[str], choice: Choice, accuracy: Accuracy, weights: str,
-               request: Request, progress: Progress, quiet: bool) -> dict:
+               request: Request, progress: Progress, quiet: bool, quantized=None) -> dict:
         from edgetailor.bundle.manifest import LatencyReport, Manifest
         from edgetailor.bundle.writer import write_bundle
 
@@ -244,17 +286,24 @@ class DenseTask:
             input={"name": "image", "shape": [1, spec.resolution, spec.resolution, 3], "layout": "NHWC",
                    "color": "RGB", "normalization": {"mean": [self.head.NORM_MEAN] * 3,
                                                      "std": [self.head.NORM_STD] * 3}},
-            postprocess=options["postprocess"].to_dict() if "postprocess" in options else None)
+            postprocess=options["postprocess"].to_dict() if "postprocess" in options else None,
+            quantization=None if quantized is None else quantized.report)
         return write_bundle(request.out_dir, manifest,
-                            lambda folder: self._write_models(trained, folder, options, progress),
+                            lambda folder: self._write_models(trained, folder, options, progress, quantized),
                             progress=progress, quiet=quiet)
 
-    def _write_models(self, trained, folder, options: dict, progress: Progress) -> tuple[dict, dict]:
+    def _write_models(self, trained, folder, options: dict, progress: Progress,
+                      quantized=None) -> tuple[dict, dict]:
         from edgetailor.converters import coreml, tflite
 
         exporter = self.exporter()
-        progress(f"converting the {self.name} model to TFLite (float32, with metadata)")
-        exporter.export_tflite(trained, folder / "model.tflite", **options)
+        if quantized is None:
+            progress(f"converting the {self.name} model to TFLite (float32, with metadata)")
+            exporter.export_tflite(trained, folder / "model.tflite", **options)
+        else:
+            progress(f"converting the {self.name} model to TFLite (int8, {quantized.report.shipped}, with metadata)")
+            exporter.export_tflite(quantized.model, folder / "model.tflite", calibration=quantized.calibration,
+                                   **options)
         progress("converting to Core ML" + self.coreml_note)
         exporter.export_coreml(trained, folder / "model.mlpackage", **options)
         described = tflite.describe((folder / "model.tflite").read_bytes())

@@ -81,3 +81,18 @@ def test_picked_candidates_say_where_their_accuracy_comes_from(grid):
     best = pick.pick(grid.profile, 25, grid).best
     assert best.accuracy.kind in ("published", "estimated") and best.accuracy.source
     assert best.spec == zoo.FAMILIES[best.family].spec(best.width, 1.0, best.resolution)
+
+
+def test_pretrained_only_picks_points_with_published_weights():
+    from edgetailor.arch import pretrained
+
+    profile = profiles.load("pixel1")
+    result = pick.pick(profile, 30, pretrained_only=True, num_classes=5)
+    for candidate in (result.best, *result.runners_up, *result.pareto):
+        assert pretrained.has_start(candidate.family, candidate.width), candidate.label
+    assert pretrained.source_for("mobilenet_v2", 0.6).width == 0.75  # channels dropped, never invented
+    assert pretrained.source_for("efficientnet", 1.1) is None        # B2 is deeper: no depth-1.0 start
+    narrow = pick.pick(profile, 30, families=("mobilenet_v2",), pretrained_only=True, max_width=0.5)
+    assert narrow.best.family == "mobilenet_v2" and narrow.best.width <= 0.5
+    with pytest.raises(SpecError, match="pretrained start"):
+        pick.pick(profile, 30, families=("ghostnet",), pretrained_only=True)

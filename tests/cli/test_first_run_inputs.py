@@ -127,9 +127,9 @@ def test_inspect_of_a_truncated_tflite_is_one_line(tmp_path):
 def test_build_with_a_corrupt_keras_weights_file_is_one_line(tmp_path):
     corrupt = tmp_path / "weights.h5"
     corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))  # HDF5's signature, then nothing valid
-    result = invoke("build", "mobilenet_v2_035", "--resolution", "96", "--keras-weights", corrupt,
+    result = invoke("build", "mobilenet_v2_035", "--resolution", "96", "--pretrained", corrupt,
                     "--out", tmp_path / "m.keras")
-    assert_one_line_error(result, "cannot read Keras weights")
+    assert_one_line_error(result, "cannot read weights file")
     assert [p.name for p in tmp_path.iterdir()] == ["weights.h5"]
 
 

@@ -9,10 +9,12 @@ from edgetailor.arch import zoo
 from edgetailor.choose import pick
 from edgetailor.choose.candidate import IMAGENET_TOP1, Accuracy
 from edgetailor.errors import SpecError
+from edgetailor.tasks import pretrained
 from edgetailor.tasks.base import Choice, Progress, Request
 
 DEFAULT_CLASSES = 1000
 MEASURED = "validation top-1 (%) on the dataset's held-out split"
+FINE_TUNED = "top-1 (%) on the half of the held-out split that fine-tuning never saw"
 
 
 class Classification:
@@ -43,8 +45,9 @@ class Classification:
     def choose(self, request: Request, num_labels: int, progress: Progress) -> Choice:
         if request.search is not None:
             return self._search(request, num_labels, progress)
-        result = pick.pick(request.profile, request.budget_ms, families=request.families or pick.FAMILIES,
-                           num_classes=num_labels)
+        families, max_width = pretrained.scope(request, request.families or pick.FAMILIES, progress)
+        result = pick.pick(request.profile, request.budget_ms, families=families, num_classes=num_labels,
+                           pretrained_only=request.pretrained is not None, max_width=max_width)
         best = result.best
         progress(f"picked {best.label}: {best.latency_ms:.1f} ms predicted, top-1 {best.top1} "
                  f"({best.accuracy.kind}) from {result.candidates} candidates")
@@ -81,13 +84,24 @@ class Classification:
               progress: Progress):
         from edgetailor.tasks.classification.train import train_classifier
 
+        if request.pretrained is not None:
+            from edgetailor.tasks.classification.finetune import train_pretrained
+
+            model, top1, description, report = train_pretrained(
+                choice.best.spec, choice.best.family, request.pretrained, request.dataset, request.epochs,
+                name=choice.name, progress=progress)
+            choice.summary["fine_tuning"] = report  # both phases, in the --json summary
+            return model, Accuracy(top1, "measured", description, metric=FINE_TUNED)
         progress(f"training {choice.name} on {request.dataset} for {request.epochs} epoch(s)")
         model, top1, description = train_classifier(choice.best.spec, request.dataset, request.epochs,
                                                     name=choice.name)
         return model, Accuracy(top1, "measured", description, metric=MEASURED)
 
     def weights(self, request: Request) -> str:
-        return f"trained on {request.dataset}"
+        if request.pretrained is None:
+            return f"trained on {request.dataset}"
+        start = "ImageNet (Keras Applications)" if request.pretrained == "imagenet" else request.pretrained
+        return f"pretrained on {start}, fine-tuned on {request.dataset}"
 
     def untrained(self, choice: Choice, labels: list[str]):
         from edgetailor import builder
@@ -97,13 +111,25 @@ class Classification:
                 if choice.best.family else "this bundle's weights are random")
         return model, choice.best.accuracy.noted(note)
 
+    def quantize(self, model, data: tuple[str, ...], request: Request, progress: Progress):
+        """Int8 TFLite calibrated on the training images, measured on the held-out split (``tasks.quantize``)."""
+        from edgetailor.tasks import quantize
+        from edgetailor.tasks.classification.train import Recipe
+
+        subject = quantize.classifier(model, request.dataset, Recipe().learning_rate)
+        return quantize.quantize(subject, request.quantize, progress)
+
     def bundle(self, model, labels: list[str], choice: Choice, accuracy: Accuracy, weights: str,
-               request: Request, progress: Progress, quiet: bool) -> dict:
+               request: Request, progress: Progress, quiet: bool, quantized=None) -> dict:
         from edgetailor.bundle.writer import package
 
         best = choice.best
         family = zoo.FAMILIES.get(best.family) if best.family else None
         arch = zoo.Resolved(best.spec, choice.name, None, family)
+        int8 = {} if quantized is None else dict(
+            quantize="int8", calibration=quantized.calibration, tflite_model=quantized.model,
+            quantization=quantized.report)
         return package(model, request.out_dir, labels=labels, profile=request.profile,
                        arch=arch, weights=weights, budget_ms=request.budget_ms,
-                       predicted_ms=best.latency_ms, accuracy=accuracy, progress=progress, quiet=quiet)
+                       predicted_ms=best.latency_ms, accuracy=accuracy, progress=progress, quiet=quiet,
+                       **int8)

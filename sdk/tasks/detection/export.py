@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from edgetailor import _io as atomic
 from edgetailor.errors import ConversionError
-from edgetailor.tasks.detection import box_coder, coreml_pipeline, ssdlite
+from edgetailor.tasks.detection import box_coder, coco_eval, coreml_pipeline, ssdlite
 from edgetailor.tasks.detection.postprocess import PostprocessConfig, float32
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
@@ -130,11 +130,15 @@ def _task_library_io(tflite_model: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def to_tflite(detector, postprocess: PostprocessConfig = PostprocessConfig()) -> bytes:
-    """A float32 TFLite flatbuffer (no metadata) ending in ``TFLite_Detection_PostProcess``
-    configured by ``postprocess``.
+def to_tflite(detector, postprocess: PostprocessConfig = PostprocessConfig(),
+              calibration: np.ndarray | None = None) -> bytes:
+    """A TFLite flatbuffer (no metadata) ending in ``TFLite_Detection_PostProcess`` configured by
+    ``postprocess``.
 
-    Input: float32 ``[1, R, R, 3]`` named ``image``, normalized to [-1, 1]."""
+    Input ``[1, R, R, 3]`` named ``image``: float32 normalized to [-1, 1]; with ``calibration``
+    pixels ``[N, R, R, 3]`` the model is full-integer int8 and takes uint8 pixels (scale 1/127.5,
+    zero point 127.5, i.e. raw 0..255), and the post-processing op, which has no integer kernel,
+    runs in float behind a DEQUANTIZE; the four outputs stay float32."""
     r = detector.resolution
     module = _serving_module(detector, postprocess)
     signature = module.serve.get_concrete_function(tf.TensorSpec([1, r, r, 3], tf.float32, name=INPUT_NAME))
@@ -142,6 +146,12 @@ def to_tflite(detector, postprocess: PostprocessConfig = PostprocessConfig()) ->
     converter = tf.lite.TFLiteConverter.from_concrete_functions([signature], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True  # harmless; older converters insist
+    if calibration is not None:
+        from edgetailor.converters.base import Normalization
+        from edgetailor.converters.tflite import full_integer
+
+        full_integer(converter, calibration, Normalization(ssdlite.NORM_MEAN, ssdlite.NORM_STD),
+                     "uint8", "float32", custom_ops=True)
     return _task_library_io(converter.convert())
 
 
@@ -156,19 +166,24 @@ def with_metadata(tflite_model: bytes, labels: list[str] | tuple[str, ...]) -> b
     return add_inference_metadata(tflite_model, object_detector, ssdlite.NORM_MEAN, ssdlite.NORM_STD, labels)
 
 
-def export_tflite(detector, path: str | Path, postprocess: PostprocessConfig = PostprocessConfig()) -> Path:
-    """Write a Task-Library-ready detector ``.tflite`` (post-processing op + metadata + labels)."""
+def export_tflite(detector, path: str | Path, postprocess: PostprocessConfig = PostprocessConfig(),
+                  calibration: np.ndarray | None = None) -> Path:
+    """Write a Task-Library-ready detector ``.tflite`` (post-processing op + metadata + labels);
+    int8 when ``calibration`` pixels are given (``to_tflite``)."""
     labels = list(detector.classes)
     if len(labels) != detector.config.num_classes:
         raise ConversionError(f"{len(labels)} labels for a {detector.config.num_classes}-class detector")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(path, with_metadata(to_tflite(detector, postprocess), labels))
+    atomic.write_bytes(path, with_metadata(to_tflite(detector, postprocess, calibration), labels))
     return Path(path)
 
 
 def run_tflite(model: bytes | str | Path, images: np.ndarray):
     """Run a detection .tflite on uint8 images; per image (boxes, classes, scores) trimmed to
-    num_detections. Normalization as in the metadata: (x - 127.5) / 127.5."""
+    num_detections. Normalization as in the metadata: (x - 127.5) / 127.5 (an int8 model's uint8
+    input takes that through its own scale and zero point)."""
+    from edgetailor.converters.parity import quantize_input
+
     content = Path(model).read_bytes() if isinstance(model, (str, Path)) else model
     interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
     interpreter.allocate_tensors()
@@ -179,12 +194,20 @@ def run_tflite(model: bytes | str | Path, images: np.ndarray):
     for image in images:
         x = tf.image.resize(image[None].astype(np.float32), (h, w)).numpy() if image.shape[:2] != (h, w) \
             else image[None].astype(np.float32)
-        interpreter.set_tensor(inp["index"], (x - ssdlite.NORM_MEAN) / ssdlite.NORM_STD)
+        interpreter.set_tensor(inp["index"], quantize_input((x - ssdlite.NORM_MEAN) / ssdlite.NORM_STD, inp))
         interpreter.invoke()
         boxes, classes, scores, num = (interpreter.get_tensor(o["index"]) for o in outs)
         n = int(num[0])
         results.append((boxes[0, :n], classes[0, :n].astype(np.int64), scores[0, :n]))
     return results
+
+
+def evaluate_tflite(model: bytes | str | Path, data) -> dict[str, float]:
+    """COCO box metrics (``AP`` = mAP@[.5:.95]) of a detection .tflite on ``data``, run in the
+    interpreter with the post-processing the model carries."""
+    results = run_tflite(model, data.images)
+    return coco_eval.evaluate(data.boxes, data.labels, [r[0] for r in results], [r[2] for r in results],
+                              [r[1] for r in results], data.classes, [image.shape[:2] for image in data.images])
 
 
 def postprocess_of_tflite(model: bytes) -> PostprocessConfig:

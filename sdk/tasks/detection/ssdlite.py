@@ -192,16 +192,17 @@ def count(spec: ArchSpec, config: SSDLiteConfig) -> tuple[int, int]:
     return totals(layers(spec, config))
 
 
-def build(spec: ArchSpec, config: SSDLiteConfig, name: str = "ssdlite"):
+def build(spec: ArchSpec, config: SSDLiteConfig, name: str = "ssdlite", backbone=None):
     """A tf.keras model: normalized image ``[B, R, R, 3]`` -> ``box_encodings [B, A, 4]``
-    (ty, tx, th, tw) and ``class_logits [B, A, classes + 1]`` (column 0 = background)."""
+    (ty, tx, th, tw) and ``class_logits [B, A, classes + 1]`` (column 0 = background).
+    ``backbone``: ``spec`` already built without its top (a pretrained start); else random."""
     import tensorflow as tf
 
     from edgetailor.builder import network as builder
 
     L = tf.keras.layers
     low, high = endpoints(spec)
-    base = builder.build(spec, include_top=False)
+    base = backbone if backbone is not None else builder.build(spec, include_top=False)
     maps = [base.get_layer(low.name).output, base.get_layer(high.name).output]
 
     def conv_bn(x, filters, kernel, stride, layer_name, depthwise=False):

@@ -19,6 +19,7 @@ class Detection(DenseTask):
     placeholder_labels = tuple(f"class_{i:02d}" for i in range(COCO_CLASSES))
     metric = "COCO mAP@[.5:.95] (%) on the dataset's held-out split"
     package, reader, score, result = "edgetailor.tasks.detection", "load_detection_folder", "AP", "Detector"
+    qat_fine_tune = "fine_tune_detector"
     # Adam with cosine decay, from scratch: held-out AP on 800 shapes images x 10 epochs at 160 px,
     # SSDLite-MobileNetV3-Small 0.5 / 1.0: 0.179 / 0.170 at 0.005, 0.208 / 0.158 at 0.01,
     # 0.198 / 0.083 at 0.02 (wider backbones want lower rates).
@@ -63,6 +64,14 @@ class Detection(DenseTask):
 
     def export_options(self, request: Request) -> dict:
         return {"postprocess": request.postprocess or PostprocessConfig()}
+
+    def measure_options(self, request: Request) -> dict:
+        """The bundle's NMS with COCO evaluation's score floor and detection count (those of
+        ``train.evaluate``): mAP ranks every box, and a 0.25 floor hides a weak model's boxes."""
+        from dataclasses import replace
+
+        return {"postprocess": replace(self.export_options(request)["postprocess"], max_detections=100,
+                                       score_threshold=0.01)}
 
     def read_back(self, folder, options: dict) -> tuple[dict, dict]:
         """The post-processing each model applies, read back from the files; both must be the

@@ -138,8 +138,10 @@ def losses(cls_target, box_target, codes, logits, num_classes: int, loss: str = 
 
 def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epochs: int = 10,
           batch_size: int = 32, learning_rate: float = 3e-3, loss: str = "focal", seed: int = 0,
-          flip: bool = True, bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None) -> Detector:
-    """Train an SSDLite on ``spec`` from scratch (or from ``spec``'s built weights) on ``data``.
+          flip: bool = True, bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None,
+          backbone: tf.keras.Model | None = None) -> Detector:
+    """Train an SSDLite on ``spec`` from scratch, or on ``backbone`` (``spec`` built without its top
+    from a pretrained start), on ``data``.
 
     Adam with a cosine-decayed ``learning_rate``; horizontal flips when ``flip``. ``progress``
     gets ``{"epoch", "loss", "cls_loss", "box_loss", "seconds"}`` after each epoch.
@@ -154,7 +156,7 @@ def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epo
     if len(data.images) == 0:
         raise DatasetError("no training images")
     tf.keras.utils.set_random_seed(seed)
-    model = ssdlite.build(spec, config)
+    model = ssdlite.build(spec, config, backbone=backbone)
     set_bn_momentum(model, bn_momentum)
     anchors = ssdlite.anchors(spec, config)
     x = resize_uint8(data.images, spec.resolution)

@@ -42,13 +42,20 @@ def _serving(segmenter):
     return serve.get_concrete_function()
 
 
-def to_tflite(segmenter) -> bytes:
-    """A float32 TFLite flatbuffer (no metadata), builtin ops only."""
+def to_tflite(segmenter, calibration: np.ndarray | None = None) -> bytes:
+    """A TFLite flatbuffer (no metadata), builtin ops only: float32, or with ``calibration`` pixels
+    ``[N, R, R, 3]`` full-integer int8 taking uint8 pixels (scale 1/127.5, zero point 127.5) and
+    returning float32 scores (one DEQUANTIZE after the softmax)."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions([_serving(segmenter)], segmenter.model)
     # Freeze the function directly: the SavedModel round trip costs minutes with the pinned
     # pure-Python protobuf and yields the same flatbuffer.
     converter.experimental_lower_to_saved_model = False
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if calibration is not None:
+        from edgetailor.converters.base import Normalization
+        from edgetailor.converters.tflite import full_integer
+
+        full_integer(converter, calibration, Normalization(lraspp.NORM_MEAN, lraspp.NORM_STD), "uint8", "float32")
     return converter.convert()
 
 
@@ -63,18 +70,21 @@ def with_metadata(tflite_model: bytes, labels) -> bytes:
     return add_inference_metadata(tflite_model, image_segmenter, lraspp.NORM_MEAN, lraspp.NORM_STD, labels)
 
 
-def export_tflite(segmenter, path: str | Path) -> Path:
-    """Write a Task-Library-ready segmenter ``.tflite`` (metadata + labels), atomically."""
+def export_tflite(segmenter, path: str | Path, calibration: np.ndarray | None = None) -> Path:
+    """Write a Task-Library-ready segmenter ``.tflite`` (metadata + labels), atomically; int8 when
+    ``calibration`` pixels are given (``to_tflite``)."""
     labels = list(segmenter.labels)
     if len(labels) != segmenter.config.num_classes:
         raise ConversionError(f"{len(labels)} labels for a {segmenter.config.num_classes}-class segmenter")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(path, with_metadata(to_tflite(segmenter), labels))
+    atomic.write_bytes(path, with_metadata(to_tflite(segmenter, calibration), labels))
     return Path(path)
 
 
 def run_tflite(model: bytes | str | Path, images: np.ndarray) -> np.ndarray:
     """Class-index masks uint8 ``[n, R, R]`` from a segmentation .tflite on uint8 images."""
+    from edgetailor.converters.parity import quantize_input
+
     content = Path(model).read_bytes() if isinstance(model, (str, Path)) else model
     interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
     interpreter.allocate_tensors()
@@ -85,10 +95,21 @@ def run_tflite(model: bytes | str | Path, images: np.ndarray) -> np.ndarray:
         x = image[None].astype(np.float32)
         if image.shape[:2] != (h, w):
             x = tf.image.resize(x, (h, w)).numpy()
-        interpreter.set_tensor(inp["index"], (x - lraspp.NORM_MEAN) / lraspp.NORM_STD)
+        interpreter.set_tensor(inp["index"], quantize_input((x - lraspp.NORM_MEAN) / lraspp.NORM_STD, inp))
         interpreter.invoke()
         masks.append(interpreter.get_tensor(out["index"])[0].argmax(-1).astype(np.uint8))
     return np.stack(masks)
+
+
+def evaluate_tflite(model: bytes | str | Path, data) -> dict[str, float]:
+    """``{"miou", "pixel_accuracy"}`` of a segmentation .tflite on mask ``data``, run in the interpreter."""
+    from edgetailor.tasks.segmentation.train import mean_iou, resize_masks
+
+    content = Path(model).read_bytes() if isinstance(model, (str, Path)) else model
+    predicted = run_tflite(content, data.images)
+    truth = resize_masks(data.masks, predicted.shape[1])
+    classes = int(tf.lite.Interpreter(model_content=content).get_output_details()[0]["shape"][-1])
+    return {"miou": mean_iou(truth, predicted, classes)[0], "pixel_accuracy": float((truth == predicted).mean())}
 
 
 def to_coreml(segmenter):

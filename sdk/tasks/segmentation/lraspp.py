@@ -91,15 +91,16 @@ def count(spec: ArchSpec, config: LRASPPConfig) -> tuple[int, int]:
     return totals(layers(spec, config))
 
 
-def build(spec: ArchSpec, config: LRASPPConfig, name: str = "lraspp"):
-    """A tf.keras model: normalized image ``[B, R, R, 3]`` -> ``logits [B, R, R, classes]``."""
+def build(spec: ArchSpec, config: LRASPPConfig, name: str = "lraspp", backbone=None):
+    """A tf.keras model: normalized image ``[B, R, R, 3]`` -> ``logits [B, R, R, classes]``.
+    ``backbone``: ``spec`` already built without its top (a pretrained start); else random."""
     import tensorflow as tf
 
     from edgetailor.builder import network as builder
 
     L = tf.keras.layers
     low_info, high_info = endpoints(spec)
-    base = builder.build(spec, include_top=False)
+    base = backbone if backbone is not None else builder.build(spec, include_top=False)
     low, high = base.get_layer(low_info.name).output, base.get_layer(high_info.name).output
     r, inter = spec.resolution, config.inter_channels
     x = L.Conv2D(inter, 1, use_bias=False, name="lraspp_cbr")(high)

@@ -14,6 +14,7 @@ class Segmentation(DenseTask):
     placeholder_labels = ("background",) + tuple(f"class_{i:02d}" for i in range(1, VOC_CLASSES))
     metric = "mean IoU (%) on the dataset's held-out split"
     package, reader, score, result = "edgetailor.tasks.segmentation", "load_mask_folder", "miou", "Segmenter"
+    qat_fine_tune = "fine_tune_segmenter"
     learning_rate = 0.02  # Adam, from scratch: the rate the segmentation tests and benchmark validate
     priced = "backbone + LR-ASPP head, including both bilinear resizes"
 

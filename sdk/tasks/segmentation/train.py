@@ -75,8 +75,10 @@ def mean_iou(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> tupl
 
 def train(data, spec: ArchSpec, config: lraspp.LRASPPConfig | None = None, epochs: int = 10,
           batch_size: int = 32, learning_rate: float = 3e-3, seed: int = 0, flip: bool = True,
-          bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None) -> Segmenter:
-    """Train an LR-ASPP on ``spec`` from scratch on ``data`` (Adam, cosine decay, flips)."""
+          bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None,
+          backbone: tf.keras.Model | None = None) -> Segmenter:
+    """Train an LR-ASPP on ``spec`` from scratch, or on ``backbone`` (``spec`` built without its top
+    from a pretrained start), on ``data`` (Adam, cosine decay, flips)."""
     labels = (getattr(data, "background", BACKGROUND),) + tuple(data.classes)
     config = config or lraspp.LRASPPConfig(num_classes=len(labels))
     if config.num_classes != len(labels):
@@ -89,7 +91,7 @@ def train(data, spec: ArchSpec, config: lraspp.LRASPPConfig | None = None, epoch
         raise DatasetError(f"masks hold class {int(masks.max())} but there are only "
                          f"{config.num_classes} labels ({', '.join(labels)})")
     tf.keras.utils.set_random_seed(seed)
-    model = lraspp.build(spec, config)
+    model = lraspp.build(spec, config, backbone=backbone)
     set_bn_momentum(model, bn_momentum)
     x = resize_uint8(data.images, spec.resolution)
     n = len(x)

@@ -1,0 +1,42 @@
+"""`--pretrained` mistakes: each one line (or click's usage error), nothing written, before any
+model is built."""
+from click.testing import CliRunner
+
+from edgetailor.cli.main import main
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, needle):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith("Error: ")
+    assert needle in result.stderr, result.stderr
+
+
+def test_pretrained_needs_a_dataset_and_a_picked_family(tmp_path):
+    out = tmp_path / "out"
+    assert_one_line_error(invoke("specialize", "--device", "pixel1", "--budget-ms", 20, "--pretrained", "imagenet",
+                                 "--out", out), "--pretrained needs --dataset")
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    result = invoke("specialize", "--device", "pixel1", "--budget-ms", 20, "--pretrained", "imagenet",
+                    "--dataset", tmp_path / "data", "--search", "mnasnet", "--out", out)
+    assert_one_line_error(result, "--search does not take it")
+    assert not out.exists()
+
+
+def test_pretrained_takes_imagenet_or_an_existing_file(tmp_path):
+    result = invoke("build", "mobilenet_v2", "--pretrained", tmp_path / "nope.h5", "--out", tmp_path / "m.keras")
+    assert result.exit_code == 2 and "neither 'imagenet' nor an existing Keras .h5" in result.output
+    inline = "res64 | conv_k3_s2_c16_re | ir_k3_e3_c16_re | head:pool"
+    result = invoke("build", inline, "--pretrained", "imagenet", "--out", tmp_path / "m.keras")
+    assert_one_line_error(result, "--pretrained needs a family or zoo name")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pretrained_refuses_a_family_without_published_weights(tmp_path):
+    result = invoke("build", "ghostnet", "--pretrained", "imagenet", "--resolution", 64, "--out", tmp_path / "m.keras")
+    assert_one_line_error(result, "no pretrained start for ghostnet")
+    assert list(tmp_path.iterdir()) == []
