@@ -24,7 +24,7 @@ def main() -> None:
             best = pick.pick(profile, budget, grid).best
             error = "unknown" if profile.expected_error_pct is None else f"±{profile.expected_error_pct}%"
             print(f"| {device} | {budget} | {best.label} | {best.latency_ms:.1f} | {error} | "
-                  f"{best.top1:.1f} | {best.accuracy_kind} | {rate:,.0f} |")
+                  f"{best.top1:.1f} | {best.accuracy.kind} | {rate:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ class Start:
 
     source: published.KerasSource
     weights: str               # "imagenet" or the local file
-    kept_fraction: float       # share of the source's backbone weights the model kept
+    kept_fraction: float       # share of the source's weights the model kept
+    head_copied: bool = False  # the source's classifier (same classes) came along; else the head is new
 
     def describe(self) -> str:
         where = "ImageNet weights (Keras' download)" if self.weights == IMAGENET else f"weights from {self.weights}"
@@ -68,7 +69,9 @@ def build_pretrained(spec: ArchSpec, family: str, weights_from: str | Path, num_
     target = builder.build(spec, num_classes, include_top, dropout, classifier_activation,
                            preprocessing=adapter, name=name)
     kept = transfer(ours, target)
-    return target, Start(source, str(weights_from), kept)
+    head_copied = include_top and any(layer.name == "classifier" and layer.units == num_classes
+                                      for layer in ours.layers)
+    return target, Start(source, str(weights_from), kept, head_copied)
 
 
 def _published_points(family: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from edgetailor.arch import zoo
-from edgetailor.cli.common import (Command, FiniteFloatRange, emit_json, fail, load_profile,
+from edgetailor.cli.common import (PRETRAINED, Command, FiniteFloatRange, emit_json, fail, load_profile,
                                    resolve_arch, say)
 from edgetailor.converters.base import (COMPRESSIONS, IO_TYPES, PRECISIONS, QUANTIZE_MODES,
                                         suffix, targets)
@@ -39,12 +39,15 @@ def _looks_like_file(text: str) -> bool:
 
 
 def _load(model_arg: str, width: float | None, resolution: int | None, num_classes: int,
-          arch: str | None = None) -> _Loaded:
-    """Load a saved Keras model or build a zoo name / spec with random weights."""
+          arch: str | None = None, pretrained: str | None = None) -> _Loaded:
+    """Load a saved Keras model, or build a zoo name / spec with random weights (``pretrained``:
+    a family point from published weights, ``builder.pretrained``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
     if _looks_like_file(model_arg) or Path(model_arg).exists():
         if resolution is not None or width is not None:
             fail("--resolution and --width apply to zoo names and specs; a saved model is fixed")
+        if pretrained:
+            fail("--pretrained builds MODEL from published weights; a saved model has its own")
         from edgetailor.bundle.manifest import file_sha256
         from edgetailor.bundle.writer import identify_arch
         from edgetailor.converters.inputs import load_keras
@@ -57,6 +60,17 @@ def _load(model_arg: str, width: float | None, resolution: int | None, num_class
     if arch:
         fail("--arch describes a saved model file; MODEL is already an architecture")
     resolved = resolve_arch(model_arg, width, resolution)
+    if pretrained:
+        if resolved.family is None:
+            fail("--pretrained needs a family or zoo name (an inline spec has no published weights)")
+        from edgetailor.builder.pretrained import build_pretrained
+
+        model, start = build_pretrained(resolved.spec, resolved.family.name, pretrained, num_classes=num_classes,
+                                        name=resolved.name)
+        head = "" if start.head_copied else \
+            "; the classifier is new (untrained): fine-tune it with specialize --dataset --pretrained"
+        say(f"built {resolved.name} from {start.describe()}{head}")
+        return _Loaded(model, resolved, start.describe() + head, None)
     from edgetailor.builder import network as builder
 
     say(f"building {resolved.name} at {resolved.spec.resolution} px with random weights")
@@ -224,6 +238,9 @@ def convert(model: str, target: str | None, quantize: str, io_type: str, calibra
               help="Latency budget, recorded and checked.")
 @_with(_size_options)
 @_arch_option
+@click.option("--pretrained", type=PRETRAINED,
+              help="MODEL as a family or zoo name: start from Keras Applications' ImageNet weights "
+                   "('imagenet' or a local .h5), mapped onto its width and resolution.")
 @_quantize_option
 @_io_option
 @_calibration_option
@@ -233,7 +250,7 @@ def convert(model: str, target: str | None, quantize: str, io_type: str, calibra
 @click.option("--accuracy-source", help="Where --accuracy comes from (data set, split, script).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest.")
 def package(model: str, device: str, labels_path: Path, out_dir: Path, budget_ms: float | None,
-            resolution: int | None, width: float | None, arch: str | None, quantize: str,
+            resolution: int | None, width: float | None, arch: str | None, pretrained: str | None, quantize: str,
             io_type: str, calibration: Path | None, precision: str, compress: str,
             accuracy: float | None, accuracy_source: str | None, as_json: bool) -> None:
     """Write an app-ready bundle: model.tflite, model.mlpackage, labels.txt, manifest.json.
@@ -256,7 +273,7 @@ def package(model: str, device: str, labels_path: Path, out_dir: Path, budget_ms
     profile = load_profile(device)
     labels = bundle.read_labels(labels_path)
     measured = None if accuracy is None else Accuracy(accuracy, "measured", accuracy_source)
-    loaded = _load(model, width, resolution, len(labels), arch)
+    loaded = _load(model, width, resolution, len(labels), arch, pretrained)
     images = _calibration(calibration, loaded.model, quantize)
     manifest = bundle.package(
         loaded.model, out_dir, labels=labels, profile=profile, arch=loaded.resolved,

@@ -76,7 +76,8 @@ def zoo_command(device: str | None, as_json: bool) -> None:
 
 
 def _expected(pct: float | None) -> str:
-    return "unknown (1 row)" if pct is None else f"±{pct:.1f}%"
+    """A profile's out-of-sample error, or "unknown" when too few rows could be held out."""
+    return "unknown" if pct is None else f"±{pct:.1f}%"
 
 
 @main.command()

@@ -26,7 +26,7 @@ from edgetailor.profiling import calibration_data as data
 from edgetailor.latency.cost import FEATURES, fit, layer_features, model_features
 from edgetailor.latency.profiles import SCHEMA
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"  # 1.1: joint calibration, no lookup-table overrides
 MODEL_WEIGHT = 3.0  # a whole-model row counts as much as three block rows in the fit
 
 

@@ -17,6 +17,8 @@ bundle's own ``model.tflite`` and get them again. TensorFlow is imported only in
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -111,9 +113,11 @@ def quantize(subject: Subject, request: QuantizeRequest, progress: Progress) -> 
                      flatbuffers)
 
 
-def classifier(model, dataset: Path, learning_rate: float) -> Subject:
+def classifier(model, dataset: Path, learning_rate: float, unseen_half: bool = False) -> Subject:
     """A trained Keras classifier (softmax output) with the classes folder it was trained on: the
-    same seeded split ``train_classifier`` makes, at the model's input size."""
+    same seeded split ``train_classifier`` makes, at the model's input size; ``unseen_half``: a
+    fine-tuned model is measured on the held-out half that did not choose its epoch
+    (``finetune.split_held_out``), as its manifest accuracy is."""
     from edgetailor.converters.base import ConvertOptions
     from edgetailor.converters.inputs import normalization_of
     from edgetailor.converters.parity import run_tflite
@@ -123,6 +127,11 @@ def classifier(model, dataset: Path, learning_rate: float) -> Subject:
 
     size = int(model.input_shape[1])
     data = load_dataset(Recipe(dataset=str(dataset), resolution=size, train_images=10**9, val_images=10**9))
+    if unseen_half:
+        from edgetailor.tasks.classification.finetune import split_held_out
+
+        x_val, y_val = split_held_out(data)[1]
+        data = dataclasses.replace(data, x_val=x_val, y_val=y_val)
     normalization = normalization_of(model)
     options = ConvertOptions(normalization=normalization)
 

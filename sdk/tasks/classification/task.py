@@ -116,7 +116,8 @@ class Classification:
         from edgetailor.tasks import quantize
         from edgetailor.tasks.classification.train import Recipe
 
-        subject = quantize.classifier(model, request.dataset, Recipe().learning_rate)
+        subject = quantize.classifier(model, request.dataset, Recipe().learning_rate,
+                                      unseen_half=request.pretrained is not None)
         return quantize.quantize(subject, request.quantize, progress)
 
     def bundle(self, model, labels: list[str], choice: Choice, accuracy: Accuracy, weights: str,
