@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgetailor.arch import pretrained as published, zoo
+from edgetailor.arch.layers import walk
 from edgetailor.arch.spec import ArchSpec
 from edgetailor.builder import network as builder, weights
 from edgetailor.builder.keras_layers import ChannelAffine, ChannelShuffle, KeepChannels, SplitChannels
@@ -191,12 +192,17 @@ def identify(path: Path) -> published.KerasSource | None:
 
 @functools.lru_cache(maxsize=8)
 def _identify(path: str, mtime_ns: int, size: int) -> published.KerasSource | None:
-    """``identify``, once per file version (it builds candidate Keras models: seconds each)."""
+    """``identify``, once per file version: first by parameter count against our layer walk (no
+    model built; the walk counts Keras' parameters exactly, tests/builder/test_weights.py), then,
+    for a file no count matches (a MobileNetV3 no-top file), by building candidates (seconds each)."""
     held = _h5_layers(Path(path))
     classes = next((shapes[0][-1] for name, shapes in held.items() if name in _TOPS), None)
-    for source in published.SOURCES:
-        if not _same_family_names(source, held):
-            continue
+    candidates = [source for source in published.SOURCES if _same_family_names(source, held)]
+    total = sum(int(np.prod(shape)) for shapes in held.values() for shape in shapes)
+    for source in candidates:
+        if _keras_parameters(source, classes) == total:
+            return source
+    for source in candidates:
         model = getattr(tf.keras.applications, source.constructor)(
             input_shape=(224, 224, 3), include_top=classes is not None, weights=None, classes=classes or 1000,
             **source.kwargs)
@@ -204,6 +210,13 @@ def _identify(path: str, mtime_ns: int, size: int) -> published.KerasSource | No
         if shapes == list(held.values()):  # in order: Keras names unnamed layers per process (normalization_1)
             return source
     return None
+
+
+def _keras_parameters(source: published.KerasSource, classes: int | None) -> int:
+    """Parameters of the Keras model ``source`` (with a ``classes`` top, or none), from our walk."""
+    spec = zoo.FAMILIES[source.family].spec(source.width, source.depth, 224)
+    preprocessing = 7 if source.family == "efficientnet" else 0  # Normalization: mean 3, variance 3, count 1
+    return sum(layer.keras_params for layer in walk(spec, classes)) + preprocessing
 
 
 def _same_family_names(source: published.KerasSource, held: dict) -> bool:

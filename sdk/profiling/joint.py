@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgetailor.latency.cost import fit as nnls_fit
+from edgetailor.latency.cost import FEATURES, fit as nnls_fit
 from edgetailor.profiling.calibration import features
 from edgetailor.profiling.joint_data import Labelled
 
@@ -44,6 +44,20 @@ TABLE_WEIGHT = 8.0      # a whole lookup-table file weighs as much as 8 model ro
 # A pair's own NNLS can zero a work type its rows barely exercise (Pixel 2's classifier); no work
 # type is free, so each own coefficient keeps at least this share of the shared one.
 FLOOR = 0.1
+# Whole-model latencies hardly separate elementwise work (adds, multiplies, pooling) from the
+# activations it sits between, and NNLS zeroes it; but an op that touches an element pays at least
+# one memory pass, as the cheapest per-element work type the data does price.
+_PER_ELEMENT = [FEATURES.index(name) for name in ("pw_melems", "dw_melems", "act_melems")]
+_ELTWISE = FEATURES.index("eltwise_melems")
+
+
+def _memory_floor(coefficients: np.ndarray) -> np.ndarray:
+    """``coefficients`` with elementwise work priced at least as the cheapest per-element work."""
+    priced = coefficients[_PER_ELEMENT][coefficients[_PER_ELEMENT] > 0]
+    out = coefficients.copy()
+    if priced.size:
+        out[_ELTWISE] = max(out[_ELTWISE], priced.min())
+    return out
 
 
 @dataclass(frozen=True)
@@ -122,11 +136,11 @@ def fit(design: Design, train: np.ndarray | None = None, shrink: float = SHRINK)
     own = {}
     for _ in range(ROUNDS):
         scaled = x * np.exp(log_factor)[:, None]
-        shared = nnls_fit(scaled, y, w)
+        shared = _memory_floor(nnls_fit(scaled, y, w))
         cost = np.zeros(len(y))
         for g in names:
             m = member[g]
-            own[g] = _shrunk(scaled[m], y[m], w[m], shared, shrink)
+            own[g] = _memory_floor(_shrunk(scaled[m], y[m], w[m], shared, shrink))
             cost[m] = x[m] @ own[g]
         theta = _ridge(one_hot, np.log(y / np.maximum(cost, 1e-9)), w, ridge)
         log_factor = one_hot @ theta

@@ -103,22 +103,12 @@ def fine_tune_classifier(model: tf.keras.Model, images: np.ndarray, labels: np.n
 def fine_tune_detector(detector, data, epochs: int, learning_rate: float, batch_size: int = 32,
                        seed: int = 0, progress=None) -> list[dict]:
     """Train ``detector`` (its model quantization-aware) on detection ``data`` with the trainer's loss."""
-    from edgetailor.tasks.detection import ssdlite, train
+    from edgetailor.tasks.detection import train
 
-    model, anchors = detector.model, detector.anchors
     x = train.resize_uint8(data.images, detector.resolution)
-    cls_t, box_t = train.targets(data, anchors)
-    optimizer = tf.keras.optimizers.legacy.Adam(learning_rate)
-
-    @tf.function
-    def step(images, cls_target, box_target):
-        images = (tf.cast(images, tf.float32) - ssdlite.NORM_MEAN) / ssdlite.NORM_STD
-        with tf.GradientTape() as tape:
-            codes, logits = model(images, training=True)
-            cls_loss, box_loss = train.losses(cls_target, box_target, codes, logits, detector.config.num_classes)
-            total = cls_loss + box_loss
-        optimizer.apply_gradients(zip(tape.gradient(total, model.trainable_variables), model.trainable_variables))
-        return cls_loss, box_loss
+    cls_t, box_t = train.targets(data, detector.anchors)
+    step = train.training_step(detector.model, tf.keras.optimizers.legacy.Adam(learning_rate),
+                               detector.config.num_classes)
 
     return train.run_epochs(step, lambda idx: (x[idx], cls_t[idx], box_t[idx]), len(x), batch_size, epochs,
                             False, seed, ("cls_loss", "box_loss"), progress)
@@ -128,21 +118,10 @@ def fine_tune_segmenter(segmenter, data, epochs: int, learning_rate: float, batc
                         seed: int = 0, progress=None) -> list[dict]:
     """Train ``segmenter`` (its model quantization-aware) on mask ``data`` with the trainer's loss."""
     from edgetailor.tasks.detection.train import resize_uint8, run_epochs
-    from edgetailor.tasks.segmentation import lraspp
-    from edgetailor.tasks.segmentation.train import resize_masks
+    from edgetailor.tasks.segmentation.train import resize_masks, training_step
 
-    model = segmenter.model
     x, masks = resize_uint8(data.images, segmenter.resolution), resize_masks(data.masks, segmenter.resolution)
-    optimizer = tf.keras.optimizers.legacy.Adam(learning_rate)
-
-    @tf.function
-    def step(images, target):
-        images = (tf.cast(images, tf.float32) - lraspp.NORM_MEAN) / lraspp.NORM_STD
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(target, tf.int32), logits))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        return (loss,)
+    step = training_step(segmenter.model, tf.keras.optimizers.legacy.Adam(learning_rate))
 
     return run_epochs(step, lambda idx: (x[idx], masks[idx]), len(x), batch_size, epochs, False, seed,
                       ("ce_loss",), progress)

@@ -92,8 +92,8 @@ def _pixel1() -> dict:
 
 
 @pytest.mark.parametrize("edit, needle", [
-    (lambda d: d["table"].update({next(iter(d["table"])): math.inf}), "must be a finite non-negative number of ms (got inf)"),
-    (lambda d: d["table"].update({next(iter(d["table"])): math.nan}), "must be a finite non-negative number of ms (got nan)"),
+    (lambda d: d["table"].update({"conv_k3_s2_c16|224x224x3": math.inf}), "must be a finite non-negative number of ms (got inf)"),
+    (lambda d: d["table"].update({"conv_k3_s2_c16|224x224x3": math.nan}), "must be a finite non-negative number of ms (got nan)"),
     (lambda d: d["coefficients"].__setitem__(0, math.nan), "'coefficients' needs"),
     (lambda d: d.update(expected_error_pct=math.inf), "'expected_error_pct' must be a finite"),
 ], ids=["table-inf", "table-nan", "coefficient-nan", "error-inf"])

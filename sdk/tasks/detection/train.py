@@ -136,6 +136,23 @@ def losses(cls_target, box_target, codes, logits, num_classes: int, loss: str = 
     return cls_loss, box_loss
 
 
+def training_step(model: tf.keras.Model, optimizer, num_classes: int, loss: str = "focal"):
+    """One compiled step on uint8 images and matched targets; returns (class loss, box loss)."""
+
+    @tf.function
+    def step(images, cls_target, box_target):
+        images = (tf.cast(images, tf.float32) - ssdlite.NORM_MEAN) / ssdlite.NORM_STD
+        with tf.GradientTape() as tape:
+            codes, logits = model(images, training=True)
+            cls_loss, box_loss = losses(cls_target, box_target, codes, logits, num_classes, loss)
+            total = cls_loss + box_loss
+        optimizer.apply_gradients(zip(tape.gradient(total, model.trainable_variables),
+                                      model.trainable_variables))
+        return cls_loss, box_loss
+
+    return step
+
+
 def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epochs: int = 10,
           batch_size: int = 32, learning_rate: float = 3e-3, loss: str = "focal", seed: int = 0,
           flip: bool = True, bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None,
@@ -170,17 +187,7 @@ def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epo
     # The legacy Adam applies one fused op per variable: tracing the train step takes half the
     # time of the new optimizer's, and tracing dominates a short CPU run.
     optimizer = tf.keras.optimizers.legacy.Adam(schedule)
-
-    @tf.function
-    def step(images, cls_target, box_target):
-        images = (tf.cast(images, tf.float32) - ssdlite.NORM_MEAN) / ssdlite.NORM_STD
-        with tf.GradientTape() as tape:
-            codes, logits = model(images, training=True)
-            cls_loss, box_loss = losses(cls_target, box_target, codes, logits, config.num_classes, loss)
-            total = cls_loss + box_loss
-        optimizer.apply_gradients(zip(tape.gradient(total, model.trainable_variables),
-                                      model.trainable_variables))
-        return cls_loss, box_loss
+    step = training_step(model, optimizer, config.num_classes, loss)
 
     def batch(idx):
         images = x[idx % n]

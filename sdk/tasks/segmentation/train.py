@@ -73,6 +73,23 @@ def mean_iou(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> tupl
     return float(np.nanmean(per_class)), per_class
 
 
+def training_step(model: tf.keras.Model, optimizer):
+    """One compiled step on uint8 images and masks; returns (cross-entropy,)."""
+
+    @tf.function
+    def step(images, target):
+        images = (tf.cast(images, tf.float32) - lraspp.NORM_MEAN) / lraspp.NORM_STD
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                tf.cast(target, tf.int32), logits))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                      model.trainable_variables))
+        return (loss,)
+
+    return step
+
+
 def train(data, spec: ArchSpec, config: lraspp.LRASPPConfig | None = None, epochs: int = 10,
           batch_size: int = 32, learning_rate: float = 3e-3, seed: int = 0, flip: bool = True,
           bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None,
@@ -98,17 +115,7 @@ def train(data, spec: ArchSpec, config: lraspp.LRASPPConfig | None = None, epoch
     steps = max(1, n // batch_size)
     schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, steps * epochs, alpha=0.05)
     optimizer = tf.keras.optimizers.legacy.Adam(schedule)
-
-    @tf.function
-    def step(images, target):
-        images = (tf.cast(images, tf.float32) - lraspp.NORM_MEAN) / lraspp.NORM_STD
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                tf.cast(target, tf.int32), logits))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                                      model.trainable_variables))
-        return (loss,)
+    step = training_step(model, optimizer)
 
     def batch(idx):
         images, target = x[idx % n], masks[idx % n]
