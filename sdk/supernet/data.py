@@ -16,9 +16,8 @@ import tensorflow as tf
 
 from edgetailor.data import shapes
 from edgetailor.errors import DatasetError
-from edgetailor.tasks.classification.train import split_folder
+from edgetailor.tasks.classification.train import CROP_MARGIN, split_folder
 
-CROP_MARGIN = 1.14  # storage size / crop size: the classic "resize 256, crop 224" ratio
 
 
 @dataclass(frozen=True)

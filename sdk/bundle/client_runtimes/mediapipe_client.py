@@ -7,7 +7,7 @@ import mediapipe as mp
 import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
 
-from protocol import serve
+from protocol import detection, serve
 
 
 def _image(pixels: np.ndarray) -> mp.Image:
@@ -37,12 +37,7 @@ def detect(request: dict, images: np.ndarray) -> dict:
     with vision.ObjectDetector.create_from_options(options) as detector:
         results = []
         for pixels in images:
-            found = []
-            for d in detector.detect(_image(pixels)).detections:
-                box, best = d.bounding_box, d.categories[0]
-                found.append({"box": [box.origin_x, box.origin_y, box.width, box.height],
-                              "index": best.index, "score": best.score, "label": best.category_name or ""})
-            results.append({"detections": found})
+            results.append({"detections": [detection(d) for d in detector.detect(_image(pixels)).detections]})
     return {"results": results}
 
 

@@ -25,6 +25,14 @@ import numpy as np
 CLIENT_ERRORS = (RuntimeError, ValueError, OSError, IndexError)
 
 
+def detection(found) -> dict:
+    """One detection as both clients return it (same field names): box origin and size in pixels,
+    and its best category."""
+    box, best = found.bounding_box, found.categories[0]
+    return {"box": [box.origin_x, box.origin_y, box.width, box.height],
+            "index": best.index, "score": best.score, "label": best.category_name or ""}
+
+
 def serve(client: str, version: str, run: Callable[[dict, np.ndarray], dict]) -> None:
     """Read the request, answer with ``run(request, images)`` (a dict with ``results``)."""
     request = json.load(sys.stdin)

@@ -9,7 +9,7 @@ from importlib import metadata
 import numpy as np
 from tflite_support.task import core, processor, vision
 
-from protocol import serve
+from protocol import detection, serve
 
 
 def _base(request: dict) -> core.BaseOptions:
@@ -43,12 +43,7 @@ def detect(request: dict, images: np.ndarray) -> dict:
     detector = vision.ObjectDetector.create_from_options(options)
     results = []
     for pixels in images:
-        found = []
-        for d in detector.detect(_image(pixels)).detections:
-            box, best = d.bounding_box, d.categories[0]
-            found.append({"box": [box.origin_x, box.origin_y, box.width, box.height],
-                          "index": best.index, "score": best.score, "label": best.category_name})
-        results.append({"detections": found})
+        results.append({"detections": [detection(d) for d in detector.detect(_image(pixels)).detections]})
     return {"results": results}
 
 

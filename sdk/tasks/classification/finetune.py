@@ -22,9 +22,8 @@ import tensorflow as tf
 
 from edgetailor.arch.spec import ArchSpec
 from edgetailor.builder.pretrained import build_pretrained
-from edgetailor.tasks.classification.train import Dataset, Recipe, load_dataset, recalibrate_batch_norm
+from edgetailor.tasks.classification.train import CROP_MARGIN, Dataset, Recipe, load_dataset, recalibrate_batch_norm
 
-CROP_MARGIN = 1.14  # stored size / crop size: "resize 256, crop 224"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from edgetailor.arch.spec import ArchSpec
 from edgetailor.errors import DatasetError, SearchError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+CROP_MARGIN = 1.14  # stored size / crop size for random-crop augmentation: "resize 256, crop 224"
 EAGER_MAX_STEPS = 30  # below this many training steps, eager execution beats graph tracing
 
 
