@@ -57,5 +57,6 @@ def source_for(family: str | None, width: float, depth: float = 1.0) -> KerasSou
     return min(fitting, key=lambda s: s.width, default=None)
 
 
-def has_start(family: str | None, width: float, depth: float = 1.0) -> bool:
-    return source_for(family, width, depth) is not None
+def has_start(family: str | None, width: float, depth: float = 1.0, max_width: float | None = None) -> bool:
+    """A family point with published weights to start from (no wider than ``max_width``: a file's)."""
+    return source_for(family, width, depth) is not None and (max_width is None or width <= max_width + 1e-9)

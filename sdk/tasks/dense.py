@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, Callable
 
-from edgetailor.arch import zoo
+from edgetailor.arch import pretrained as published, zoo
 from edgetailor.arch.layers import totals
 from edgetailor.arch.spec import ArchSpec
 from edgetailor.choose import accuracy, pick
@@ -180,7 +180,7 @@ class DenseTask:
         resolution = request.resolution or self.default_resolution
         families, max_width = pretrained.scope(request, request.families or pick.FAMILIES, progress)
         keep = None if request.pretrained is None else (
-            lambda c: pretrained.allowed(c.family, c.width, max_width))  # noqa: E731
+            lambda c: published.has_start(c.family, c.width, max_width=max_width))  # noqa: E731
         result = self.pick(request.profile, request.budget_ms, num_labels, resolution, families, keep=keep)
         best = result.best
         progress(f"picked {best.label} with {self.head_name}: {best.latency_ms:.1f} ms "

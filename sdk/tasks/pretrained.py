@@ -20,7 +20,3 @@ def scope(request: Request, families: tuple[str, ...], progress: Progress) -> tu
     progress(f"{request.pretrained} holds {held.label}: picking {held.family} up to width {held.width:g}")
     return (held.family,), held.width
 
-
-def allowed(family: str | None, width: float, max_width: float | None) -> bool:
-    """A candidate a pretrained pick may choose."""
-    return published.has_start(family, width) and (max_width is None or width <= max_width + 1e-9)
