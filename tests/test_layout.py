@@ -21,7 +21,8 @@ ALLOWED = {
     "profiling": {"arch", "latency", "builder", "converters"},
     "data": set(),
     "bundle": {"arch", "latency", "choose", "converters"},
-    "tasks": {"arch", "latency", "choose", "builder", "converters", "data", "bundle"},
+    "tasks": {"arch", "latency", "choose", "builder", "converters", "data", "bundle",
+              "profiling"},  # mixed precision times each layer on the host (profiling.precision_timing)
     "supernet": {"arch", "latency", "choose", "builder", "data", "tasks"},
     "specialize": {"tasks", "choose", "latency", "supernet", "bundle"},
     "android_harness": {"arch", "latency", "profiling"},

@@ -102,6 +102,7 @@ class Manifest:
     source_model: dict | None = None
     postprocess: dict | None = None   # detection: what both models return (PostprocessConfig)
     quantization: QuantizationReport | None = None  # --quantize int8: float vs int8, measured
+    mixed_precision: dict | None = None  # quantize-mix: per-layer precision, errors, accuracy, latency
     tflite: dict = field(default_factory=dict)
     coreml: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
@@ -132,6 +133,8 @@ class Manifest:
             data["postprocess"] = self.postprocess
         if self.quantization is not None:
             data["quantization"] = self.quantization.to_dict()
+        if self.mixed_precision is not None:
+            data["mixed_precision"] = self.mixed_precision
         return data
 
 

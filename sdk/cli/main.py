@@ -559,9 +559,11 @@ def _register_commands() -> None:
     from edgetailor.cli.android import android_bench
     from edgetailor.cli.convert import convert, inspect, package
     from edgetailor.cli.search import scale_command, search_command
+    from edgetailor.cli.quantize_mix import quantize_mix
     from edgetailor.cli.supernet import supernet_group
 
-    for command in (android_bench, search_command, scale_command, convert, package, inspect, supernet_group):
+    for command in (android_bench, search_command, scale_command, convert, package, inspect, supernet_group,
+                    quantize_mix):
         main.add_command(command)
 
 

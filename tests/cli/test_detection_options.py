@@ -51,17 +51,47 @@ def test_the_options_are_for_detection_only(tmp_path, task):
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    """A random-weight detection bundle (the fastest candidates at 64 px) with every option set."""
+def bundle(tmp_path_factory):
+    """A detection bundle trained one epoch on a COCO folder (the fastest candidates at 64 px)
+    with every option set; the folder's category names are LABELS."""
+    from edgetailor.data import folders, shapes
+
     folder = tmp_path_factory.mktemp("cli_det")
-    labels = folder / "labels.txt"
-    labels.write_text("".join(f"{label}\n" for label in LABELS))
+    data = shapes.detection(12, 64, seed=1, max_objects=2, classes=("circle", "square", "triangle"))
+    dataset = folders.write_coco_folder(folder / "coco", data)
+    annotations = dataset / "labels.json"
+    doc = json.loads(annotations.read_text())
+    for category, label in zip(doc["categories"][1:], LABELS):  # [0] is the background
+        category["name"] = label
+    annotations.write_text(json.dumps(doc))
     out = folder / "det"
     result = invoke("specialize", "--task", "detection", "--device", "pixel1", "--budget-ms", "2.5",
-                    "--resolution", "64", "--labels", labels, "--max-detections", MAX_DETECTIONS,
-                    "--score-threshold", SCORE, "--iou-threshold", IOU, "--class-aware-nms", "--out", out)
+                    "--resolution", "64", "--dataset", dataset, "--epochs", "1",
+                    "--max-detections", MAX_DETECTIONS, "--score-threshold", SCORE, "--iou-threshold", IOU,
+                    "--class-aware-nms", "--out", out, "--json")
     assert result.exit_code == 0, result.output
-    return json.loads((out / "manifest.json").read_text())
+    return out, json.loads(result.stdout), data
+
+
+@pytest.fixture(scope="module")
+def manifest(bundle):
+    return json.loads((bundle[0] / "manifest.json").read_text())
+
+
+@pytest.mark.slow
+def test_specialize_trains_on_a_coco_folder_and_bundles(bundle, manifest):
+    from edgetailor.bundle.inspect import inspect_bundle
+    from edgetailor.tasks.detection import export as detection_export
+
+    out, summary, data = bundle
+    assert summary["task"] == "detection" and summary["chosen"]["latency_ms"] <= 2.5
+    assert manifest["task"] == "detection" and manifest["arch"]["head"] == "ssdlite"
+    assert manifest["accuracy"]["kind"] == "measured" and "mAP" in manifest["accuracy"]["metric"]
+    assert manifest["tflite"]["ops"].get("CUSTOM:TFLite_Detection_PostProcess") == 1
+    assert manifest["coreml"]["type"] == "pipeline"
+    assert inspect_bundle(out)["ok"]
+    boxes, classes, scores = detection_export.run_tflite(out / "model.tflite", data.images[:1])[0]
+    assert boxes.shape[1] == 4 and len(classes) == len(scores) <= MAX_DETECTIONS
 
 
 @pytest.mark.slow
