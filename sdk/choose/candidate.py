@@ -67,6 +67,7 @@ class Candidate:
     width: float | None = None
     exact: bool = True
     params: int | None = None
+    head: str | None = None  # a dense task's head (detection: ssdlite, efficientdet, nasfpn)
 
     @property
     def resolution(self) -> int:

@@ -85,6 +85,18 @@ class DenseTask:
     def dataset_labels(self, data) -> list[str]:
         raise NotImplementedError
 
+    def config_for(self, candidate: Candidate, num_labels: int) -> Any:
+        """The head config of a chosen candidate (a task with several heads reads ``candidate.head``)."""
+        return self.config(num_labels)
+
+    def build_head(self, spec: ArchSpec, config):
+        """The untrained Keras model of ``spec`` with the head ``config`` describes."""
+        return self.head.build(spec, config)
+
+    def head_label(self, config) -> str:
+        """The head's name in the manifest."""
+        return self.head_name
+
     # -- where the task's TensorFlow parts live (imported when called) ---------------------
     def trainer(self) -> ModuleType:
         return importlib.import_module(f"{self.package}.train")
@@ -183,10 +195,10 @@ class DenseTask:
             lambda c: published.has_start(c.family, c.width, max_width=max_width))  # noqa: E731
         result = self.pick(request.profile, request.budget_ms, num_labels, resolution, families, keep=keep)
         best = result.best
-        progress(f"picked {best.label} with {self.head_name}: {best.latency_ms:.1f} ms "
+        progress(f"picked {best.label} with {best.head or self.head_name}: {best.latency_ms:.1f} ms "
                  f"predicted, backbone top-1 {best.top1} ({best.accuracy.kind}) from "
                  f"{result.candidates} candidates")
-        name = f"{self.head_name}_{best.family}_{round(best.width * 100):03d}_{resolution}"
+        name = f"{best.head or self.head_name}_{best.family}_{round(best.width * 100):03d}_{best.resolution}"
         return Choice(best, name, result.runners_up, result.pareto, result.fastest, result.candidates,
                       summary={"ranking": RANKING_METRIC, "published_references": list(result.references)})
 
@@ -207,7 +219,7 @@ class DenseTask:
             backbone, origin = build_pretrained(spec, choice.best.family, request.pretrained, include_top=False)
             progress(f"backbone from {origin.describe()}")
             start = f"backbone from {origin.describe()}, under a new {self.head_name} trained here"
-        trained = self.trainer().train(train, spec, self.config(len(labels)), epochs=epochs,
+        trained = self.trainer().train(train, spec, self.config_for(choice.best, len(labels)), epochs=epochs,
                                        learning_rate=self.learning_rate, progress=epoch_done, backbone=backbone)
         description = (f"{start} on {request.dataset}: {len(train.images)} images, {epochs} epoch(s) "
                        f"at {spec.resolution} px; measured on {len(held_out.images)} held-out images")
@@ -245,7 +257,7 @@ class DenseTask:
         return f"trained on {request.dataset}"
 
     def untrained(self, choice: Choice, labels: list[str]):
-        spec, config = choice.best.spec, self.config(len(labels))
+        spec, config = choice.best.spec, self.config_for(choice.best, len(labels))
         published = self.published_accuracy(spec, len(labels))
         if published is not None:
             accuracy = published.noted("the architecture's published figure with its reference COCO "
@@ -254,7 +266,7 @@ class DenseTask:
             accuracy = choice.best.accuracy.noted(
                 f"no published {self.name} accuracy for this backbone and head: the backbone's "
                 "ImageNet top-1 is what the candidates were ranked by; this bundle's weights are random")
-        return self.wrap(self.head.build(spec, config), spec, config, labels), accuracy
+        return self.wrap(self.build_head(spec, config), spec, config, labels), accuracy
 
     def export_options(self, request: Request) -> dict:
         """Keyword arguments both of the task's exporters take (detection: its post-processing)."""
@@ -279,7 +291,7 @@ class DenseTask:
         manifest = Manifest(
             task=self.name, model_name=choice.name, weights=weights, profile=profile,
             arch={"name": choice.name, "spec": spec.encode(), "resolution": spec.resolution,
-                  "width": spec.width, "head": self.head_name, "head_config": _plain(trained.config)},
+                  "width": spec.width, "head": self.head_label(trained.config), "head_config": _plain(trained.config)},
             latency=LatencyReport(choice.best.latency_ms, profile.expected_error_pct, request.budget_ms,
                                   self.priced, tuple(choice.summary.get("published_references", ()))),
             accuracy=accuracy, labels=list(labels),

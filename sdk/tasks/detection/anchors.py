@@ -79,3 +79,53 @@ def ssd_anchors(grids: list[int] | list[tuple[int, int]], config: AnchorConfig =
             np.tile(heights, gh * gw), np.tile(widths, gh * gw)], axis=1)
         rows.append(layer)
     return np.concatenate(rows).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MultilevelAnchorConfig:
+    """RetinaNet/EfficientDet anchors: per level ``num_scales`` octave scales x the aspect ratios.
+
+    google/automl ``efficientdet/tf2/anchors.py`` @be5340b (``Anchors._generate_configs`` /
+    ``_generate_boxes``) with ``hparams_config.py`` @4be6845 defaults (levels 3-7, 3 scales,
+    ratios 1.0, 2.0, 0.5, anchor scale 4.0; EfficientDet-Lite0-2 override it to 3.0):
+
+    - a box at level l, octave o, ratio a has base ``anchor_scale * stride * 2**(o / num_scales)``,
+      width ``base * sqrt(a)``, height ``base / sqrt(a)`` (ratio = w/h), centred on each cell;
+    - order: level, row, column, then octave-major (octave, ratio): a ``[B, H, W, A * 4]``
+      predictor reshapes to it.
+    """
+
+    min_level: int = 3
+    max_level: int = 7
+    num_scales: int = 3
+    aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5)
+    anchor_scale: float = 4.0
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        return tuple(range(self.min_level, self.max_level + 1))
+
+    @property
+    def boxes_per_location(self) -> int:
+        return self.num_scales * len(self.aspect_ratios)
+
+
+def multilevel_anchors(grids: list[int], config: MultilevelAnchorConfig = MultilevelAnchorConfig()) -> np.ndarray:
+    """``[A, 4]`` normalized (y_center, x_center, height, width) anchors for one square map per
+    level (``grids[i]`` cells a side at level ``config.min_level + i``). Normalized by the image, a
+    level's stride is ``1 / grid``, so the base size is ``anchor_scale * 2**(o/n) / grid``."""
+    if len(grids) != len(config.levels):
+        raise ValueError(f"{len(grids)} maps for levels {config.levels}")
+    rows = []
+    for grid in grids:
+        sizes = [(config.anchor_scale * 2 ** (octave / config.num_scales), ratio)
+                 for octave in range(config.num_scales) for ratio in config.aspect_ratios]
+        base = np.array([s for s, _ in sizes]) / grid
+        root = np.sqrt(np.array([a for _, a in sizes]))
+        heights, widths = base / root, base * root
+        centres = (np.arange(grid) + 0.5) / grid
+        cy, cx = np.meshgrid(centres, centres, indexing="ij")
+        n = len(sizes)
+        rows.append(np.stack([np.repeat(cy.reshape(-1), n), np.repeat(cx.reshape(-1), n),
+                              np.tile(heights, grid * grid), np.tile(widths, grid * grid)], axis=1))
+    return np.concatenate(rows).astype(np.float32)

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgetailor.converters.coreml import image_program, nms_settings
-from edgetailor.tasks.detection import box_coder, ssdlite
+from edgetailor.tasks.detection import box_coder, heads, ssdlite
 from edgetailor.tasks.detection.postprocess import PostprocessConfig
 
 CLASS_PAD = 80
@@ -173,7 +173,7 @@ def build(detector, postprocess: PostprocessConfig):
         "labels": json.dumps(labels), "max_detections": str(postprocess.max_detections),
         "confidence_threshold": repr(postprocess.score_threshold),
         "iou_threshold": repr(postprocess.iou_threshold), "class_aware": json.dumps(postprocess.class_aware),
-        "architecture": "ssdlite", "backbone": detector.spec.encode()})
+        "architecture": heads.name_of(detector.config), "backbone": detector.spec.encode()})
     return ct.models.MLModel(spec, weights_dir=weights_dir, skip_model_load=True)
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from edgetailor.tasks.detection import box_coder, coco_eval, ssdlite
+from edgetailor.tasks.detection import box_coder, coco_eval, heads, ssdlite
 from edgetailor.arch.spec import ArchSpec
 from edgetailor.errors import DatasetError, SpecError
 
@@ -35,17 +35,18 @@ class Detections:
 
 @dataclass
 class Detector:
-    """A trained SSDLite: the Keras model, what it was built from, and its class names."""
+    """A trained detector (any head of ``heads``): the Keras model, what it was built from, and its
+    class names."""
 
     model: tf.keras.Model
     spec: ArchSpec
-    config: ssdlite.SSDLiteConfig
+    config: ssdlite.SSDLiteConfig  # or efficientdet.EfficientDetConfig
     classes: tuple[str, ...]
     history: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def anchors(self) -> np.ndarray:
-        return ssdlite.anchors(self.spec, self.config)
+        return heads.module_for(self.config).anchors(self.spec, self.config)
 
     @property
     def resolution(self) -> int:
@@ -157,7 +158,7 @@ def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epo
           batch_size: int = 32, learning_rate: float = 3e-3, loss: str = "focal", seed: int = 0,
           flip: bool = True, bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None,
           backbone: tf.keras.Model | None = None) -> Detector:
-    """Train an SSDLite on ``spec`` from scratch, or on ``backbone`` (``spec`` built without its top
+    """Train a detector (an SSDLite unless ``config`` names another head) on ``spec`` from scratch, or on ``backbone`` (``spec`` built without its top
     from a pretrained start), on ``data``.
 
     Adam with a cosine-decayed ``learning_rate``; horizontal flips when ``flip``. ``progress``
@@ -173,9 +174,10 @@ def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epo
     if len(data.images) == 0:
         raise DatasetError("no training images")
     tf.keras.utils.set_random_seed(seed)
-    model = ssdlite.build(spec, config, backbone=backbone)
+    head = heads.module_for(config)
+    model = head.build(spec, config, backbone=backbone)
     set_bn_momentum(model, bn_momentum)
-    anchors = ssdlite.anchors(spec, config)
+    anchors = head.anchors(spec, config)
     x = resize_uint8(data.images, spec.resolution)
     cls_t, box_t = targets(data, anchors)
     if flip:
