@@ -9,7 +9,8 @@ when a shortcut is added.
 
 Steps read and write named tensors: ``"x"`` the running one, ``"in"`` the block's input, and a
 second branch where a block has one (``"left"`` of a shuffle unit, ``"primary"`` of a ghost module,
-``"short"`` of a ghost projection shortcut).
+``"short"`` of a ghost projection shortcut). A NASNet cell also reads ``"prev"``, the previous
+block's input (NASNet's hidden state h_{i-1}), when that block was a cell too.
 """
 from __future__ import annotations
 
@@ -29,6 +30,17 @@ class Step:
     inside, ``gate`` on the output), ``shuffle`` (channel shuffle of ``groups``), ``split`` (into
     ``groups`` equal parts, one per output), ``keep`` (the first ``channels``), ``concat`` and
     ``add`` (of ``inputs``, in order), ``maxpool`` (k x k, "same"), ``pool`` (global average).
+    Hybrid blocks add (``edgetailor.arch.blocks`` bottom): ``ln`` (layer norm over channels),
+    ``scale`` (layer scale: one learned factor per channel), ``act`` (``act`` alone),
+    ``avgpool`` (k x k, stride), ``upsample`` (bilinear, x ``stride``), ``posenc`` (Fourier
+    positional encoding projected to the channels and added), ``splitdw`` (EdgeNeXt's chained
+    depth-wise 3x3 convs on ``groups`` splits of ``channels`` width), ``xca`` (cross-covariance
+    attention of ``groups`` heads on a q|k|v tensor) and ``attend`` / ``attend_down``
+    (EfficientFormerV2's attention of ``groups`` heads on (q, k, v), with / without talking heads).
+    A ``dwconv`` with ``bn`` False has a bias and no BN.
+    G-GhostNet and NASNet add ``tail`` (the last ``channels``), ``sep`` (NASNet's separable conv:
+    dw k x k with neither bias nor BN, then 1x1 to ``channels`` + BN) and ``shift`` (drop the
+    first row and column, zero-pad after the last: the second path of a factorized reduction).
     """
 
     op: str
@@ -161,6 +173,266 @@ _KINDS = {
 }
 
 
+# --- hybrid convolution-attention blocks ------------------------------------------------------
+# EdgeNeXt: mmaaz60/EdgeNeXt models/conv_encoder.py, sdta_encoder.py, edgenext.py @e7dd814.
+# EfficientFormerV2: snap-research/EfficientFormer models/efficientformer_v2.py @bdde63a. Convolution
+# biases followed by BN (the reference keeps nn.Conv2d's default bias) are left out: BN's beta
+# absorbs them exactly.
+def _same_width(block: Block, cin: int) -> None:
+    if block.stride == 1 and cin != block.channels:
+        raise SpecError(f"a stride-1 {block.kind} block keeps its channels ({cin} -> {block.channels})")
+
+
+def _mlp(name: str, cin: int, expand: float, src: str = "x") -> list[Step]:
+    """LN + Linear(e*c) + GELU + Linear(c) on tokens = 1x1 convs with biases (EdgeNeXt)."""
+    return [Step("ln", f"{name}norm", inputs=(src,), outputs=(src,)),
+            Step("conv", f"{name}pw1", int(cin * expand), act="gelu", bn=False, inputs=(src,), outputs=(src,)),
+            Step("conv", f"{name}pw2", cin, bn=False, inputs=(src,), outputs=(src,))]
+
+
+def _residual(name: str = "", src: str = "x", dst: str = "in") -> list[Step]:
+    """Layer scale on ``src`` (learned per-channel factor, init 1e-6 / 1e-5), then ``src + dst``."""
+    return [Step("scale", f"{name}ls", inputs=(src,), outputs=(src,)),
+            Step("add", f"{name}add", inputs=(src, dst))]
+
+
+def _convenc(block: Block, cin: int, divisor: int) -> list[Step]:
+    """EdgeNeXt ConvEncoder: dw k x k (bias, no BN), LN, 1x1 e*c GELU, 1x1 c, layer scale, + input."""
+    _same_width(block, cin)
+    return [Step("dwconv", "dw", kernel=block.kernel, bn=False), *_mlp("", cin, block.expand),
+            *_residual()]
+
+
+def _sdta(block: Block, cin: int, divisor: int) -> list[Step]:
+    """EdgeNeXt SDTAEncoder: split into ``scales`` parts of ceil(c / scales) channels, chained dw 3x3
+    on all but the last, [positional encoding], x + ls * XCA(LN(x)), then the inverted bottleneck."""
+    _same_width(block, cin)
+    if cin % block.heads:
+        raise SpecError(f"sdta: {block.heads} heads do not divide {cin} channels")
+    steps = [Step("splitdw", "split", math.ceil(cin / block.scales), kernel=3, groups=block.scales)]
+    if block.posenc:
+        steps.append(Step("posenc", "pos"))
+    steps += [Step("ln", "xca_norm", inputs=("x",), outputs=("t",)),
+              Step("conv", "xca_qkv", 3 * cin, bn=False, inputs=("t",), outputs=("t",)),
+              Step("xca", "xca", groups=block.heads, inputs=("t",), outputs=("t",)),
+              Step("conv", "xca_proj", cin, bn=False, inputs=("t",), outputs=("t",)),
+              *_residual("xca_", "t", "x")]
+    return steps + [*_mlp("", cin, block.expand), *_residual()]
+
+
+def _ffn(block: Block, cin: int, divisor: int) -> list[Step]:
+    """EfficientFormerV2 FFN (Mlp with mid_conv): 1x1 + BN + GELU, dw + BN + GELU, 1x1 + BN,
+    layer scale, + input. Hidden width int(c * e), unrounded as in the reference."""
+    _same_width(block, cin)
+    return [_conv("fc1", int(cin * block.expand), act="gelu"), _dw("mid", block.kernel, act="gelu"),
+            _conv("fc2", cin), *_residual()]
+
+
+def _attn(block: Block, cin: int, divisor: int) -> list[Step]:
+    """EfficientFormerV2 Attention4D (stride 1; ``sr2``: on a dw 3x3 stride-2 map, upsampled back)
+    with layer scale and residual, or Attention4DDownsample + conv 3x3 s2 + BN (stride 2)."""
+    qk, v = block.heads * block.key_dim, int(block.expand * block.key_dim) * block.heads
+    if block.stride == 1:
+        _same_width(block, cin)
+        steps = [_dw("stride", 3, block.attn_stride, dst="t")] if block.attn_stride > 1 else []
+        src = "t" if steps else "x"
+        steps += [_conv("q", qk, src=src, dst="q"), _conv("k", qk, src=src, dst="k"),
+                  _conv("v", v, src=src, dst="v"), _dw("v_local", 3, src="v", dst="vl"),
+                  Step("attend", "attend", groups=block.heads, inputs=("q", "k", "v")),
+                  Step("add", "local_add", inputs=("x", "vl"))]
+        if block.attn_stride > 1:
+            steps.append(Step("upsample", "upsample", stride=block.attn_stride))
+        return steps + [Step("act", "proj_act", act="gelu"), _conv("proj", cin), *_residual()]
+    # LGQuery: dw 3x3 s2 (bias, no BN) + 1x1 stride-2 pooling, then 1x1 + BN
+    return [Step("dwconv", "q_local", kernel=3, stride=2, bn=False, inputs=("in",), outputs=("q",)),
+            Step("avgpool", "q_pool", kernel=1, stride=2, inputs=("in",), outputs=("qp",)),
+            Step("add", "q_add", inputs=("q", "qp"), outputs=("q",)),
+            _conv("q", qk, src="q", dst="q"), _conv("k", qk, src="in", dst="k"),
+            _conv("v", v, src="in", dst="v"), _dw("v_local", 3, 2, src="v", dst="vl"),
+            Step("attend_down", "attend", groups=block.heads, inputs=("q", "k", "v")),
+            Step("add", "local_add", inputs=("x", "vl")), Step("act", "proj_act", act="gelu"),
+            _conv("proj", block.channels), _conv("conv", block.channels, 3, 2, src="in", dst="short"),
+            Step("add", "add", inputs=("x", "short"))]
+
+
+_KINDS.update({
+    "ln": lambda b, cin, div: [Step("ln", "ln")],
+    "patch": lambda b, cin, div: [Step("conv", "conv", b.channels, b.stride, b.stride, bn=False)],
+    "convenc": _convenc,
+    "sdta": _sdta,
+    "ffn": _ffn,
+    "attn": _attn,
+})
+
+
+# --- G-GhostNet: RegNet X blocks and G-Ghost stages ---------------------------------------------
+# huawei-noah/Efficient-AI-Backbones g_ghost_pytorch/g_ghost_regnet.py @71a0ef7 (Bottleneck, Stage).
+GGHOST_CHEAP_RATIO = 0.5   # Stage(cheap_ratio=0.5): every published model
+GGHOST_INNER_WIDTH = 0.75  # the middle blocks' group width: int(group_width * 0.75)
+
+
+def _xblock(prefix: str, cin: int, planes: int, group_width: int, stride: int, src: str,
+            dst: str) -> list[Step]:
+    """RegNet X block (bottleneck ratio 1): 1x1, 3x3 in ``planes // min(planes, gw)`` groups
+    (with the stride), 1x1; + input, or + 1x1 (stride) + BN when the shape changes; ReLU."""
+    groups = planes // min(planes, group_width)
+    steps = [_conv(f"{prefix}conv1", planes, act="relu", src=src),
+             _conv(f"{prefix}conv2", planes, 3, stride, "relu", groups), _conv(f"{prefix}conv3", planes)]
+    short = src
+    if stride != 1 or cin != planes:
+        short = f"{prefix}short"
+        steps.append(_conv(short, planes, stride=stride, src=src, dst=short))
+    return steps + [Step("add", f"{prefix}add", inputs=("x", short)),
+                    Step("act", f"{prefix}relu", act="relu", outputs=(dst,))]
+
+
+def gghost_widths(planes: int, group_width: int) -> tuple[int, int, int]:
+    """(intrinsic, cheap, inner group width) channels of a G-Ghost stage of ``planes`` channels."""
+    inner_gw = int(group_width * GGHOST_INNER_WIDTH)
+    raw = int(planes * (1 - GGHOST_CHEAP_RATIO) / inner_gw) * inner_gw if inner_gw else 0
+    if raw < 1:
+        raise SpecError(f"a G-Ghost stage of {planes} channels and group width {group_width} "
+                        f"leaves no intrinsic channels")
+    return raw, planes - raw, inner_gw
+
+
+def _gghost(block: Block, cin: int, divisor: int) -> list[Step]:
+    """G-Ghost stage: X block to ``c`` channels ("base"); its first ``raw`` channels go through
+    r - 2 X blocks; the other ``cheap`` channels through a 1x1 + BN ("cheap" operation) plus the
+    "mix": global pool of base and every middle output, 1x1 + BN + ReLU, 1x1 + BN, broadcast-added,
+    ReLU; concat (last middle output, cheap part) and a last X block at full width."""
+    raw, cheap, inner_gw = gghost_widths(block.channels, block.group_width)
+    steps = _xblock("base_", cin, block.channels, block.group_width, block.stride, "in", "base")
+    steps.append(Step("keep", "raw_keep", raw, inputs=("base",), outputs=("raw0",)))
+    middles = [f"raw{i}" for i in range(1, block.repeats - 1)]
+    for i, name in enumerate(middles, start=1):
+        steps += _xblock(f"{name}_", raw, raw, inner_gw, 1, f"raw{i - 1}", name)
+    steps += [Step("concat", "mix_concat", inputs=("base", *middles), outputs=("mix",)),
+              Step("pool", "mix_pool", inputs=("mix",), outputs=("mix",)),
+              _conv("mix_conv1", cheap, act="relu", src="mix", dst="mix"),
+              _conv("mix_conv2", cheap, src="mix", dst="mix"),
+              Step("tail", "cheap_tail", cheap, inputs=("base",), outputs=("cheap",)),
+              _conv("cheap_conv", cheap, src="cheap", dst="cheap"),
+              Step("add", "cheap_add", inputs=("mix", "cheap"), outputs=("cheap",)),
+              Step("act", "cheap_relu", act="relu", inputs=("cheap",), outputs=("cheap",)),
+              Step("concat", "concat", inputs=(middles[-1], "cheap"), outputs=("joined",))]
+    return steps + _xblock("end_", block.channels, block.channels, block.group_width, 1, "joined", "x")
+
+
+# --- NASNet-A cells -----------------------------------------------------------------------------
+# tensorflow/models research/slim/nets/nasnet/nasnet_utils.py @08eebbc (NasNetABaseCell,
+# NasNetANormalCell, NasNetAReductionCell). A cell's hidden states: 0 its input after ReLU, 1x1 + BN;
+# 1 the previous cell's input ("prev", h_{i-1}) fitted to the cell's F filters; 2 + j the sum of
+# combination j, whose two (op, state) pairs are below. The output concatenates ``concat``. Ops on
+# states 0 and 1 take the cell's stride. ``sepK``: (ReLU, separable K x K, BN) twice; ``avg3``/
+# ``max3``: 3x3 pooling ("same"); ``id``: identity (ReLU + 1x1 + BN when stride or width differ).
+@dataclass(frozen=True)
+class CellTable:
+    combos: tuple[tuple[tuple[str, int], tuple[str, int]], ...]
+    concat: tuple[int, ...]
+
+
+NASNET_A = {
+    "nasnormal": CellTable(((("sep5", 0), ("sep3", 1)), (("sep5", 1), ("sep3", 1)),
+                            (("avg3", 0), ("id", 1)), (("avg3", 1), ("avg3", 1)),
+                            (("sep3", 0), ("id", 0))), concat=(1, 2, 3, 4, 5, 6)),
+    "nasreduce": CellTable(((("sep5", 0), ("sep7", 1)), (("max3", 0), ("sep7", 1)),
+                            (("avg3", 0), ("sep5", 1)), (("id", 3), ("avg3", 2)),
+                            (("sep3", 2), ("max3", 0))), concat=(3, 4, 5, 6)),
+}
+CELL_KINDS = tuple(NASNET_A)  # blocks that read the previous block's input as well
+
+
+@dataclass(frozen=True)
+class Prev:
+    """A cell's second input h_{i-1}: its channels, and whether it is spatially larger than the
+    cell's input (a reduction came between)."""
+
+    channels: int
+    larger: bool
+
+
+def _factorized(prefix: str, src: str, dst: str, filters: int, stride: int, relu: bool) -> list[Step]:
+    """nasnet_utils.factorized_reduction: at stride 2, two 1x1 convs of half the filters (the
+    second on the map shifted by one pixel) on every other pixel, concatenated, BN; at stride 1
+    one 1x1 + BN. Its BN after the concat is per channel, so it is each half's own BN here."""
+    steps = [Step("act", f"{prefix}_relu", act="relu", inputs=(src,), outputs=(dst,))] if relu else []
+    src = dst if relu else src
+    if stride == 1:
+        return steps + [_conv(f"{prefix}_conv", filters, src=src, dst=dst)]
+    half = filters // 2  # the reference asserts even filters; an odd width gives path 2 one more
+    p1, p2 = f"{prefix}_path1", f"{prefix}_path2"
+    return steps + [Step("avgpool", f"{p1}_pool", kernel=1, stride=2, inputs=(src,), outputs=(p1,)),
+                    _conv(f"{p1}_conv", half, src=p1, dst=p1),
+                    Step("shift", f"{p2}_shift", inputs=(src,), outputs=(p2,)),
+                    Step("avgpool", f"{p2}_pool", kernel=1, stride=2, inputs=(p2,), outputs=(p2,)),
+                    _conv(f"{p2}_conv", filters - half, src=p2, dst=p2),
+                    Step("concat", f"{prefix}_concat", inputs=(p1, p2), outputs=(dst,))]
+
+
+def _cell_op(op: str, name: str, src: str, src_channels: int, filters: int, stride: int) -> list[Step]:
+    """One op of a combination (NasNetABaseCell._apply_conv_operation), written to ``name``."""
+    if op.startswith("sep"):
+        kernel = int(op[3:])
+        return [Step("act", f"{name}_relu1", act="relu", inputs=(src,), outputs=(name,)),
+                Step("sep", f"{name}_sep1", filters, kernel, stride, inputs=(name,), outputs=(name,)),
+                Step("act", f"{name}_relu2", act="relu", inputs=(name,), outputs=(name,)),
+                Step("sep", f"{name}_sep2", filters, kernel, inputs=(name,), outputs=(name,))]
+    if op == "id":
+        if stride == 1 and src_channels == filters:
+            return []
+        return [Step("act", f"{name}_relu", act="relu", inputs=(src,), outputs=(name,)),
+                _conv(f"{name}_1x1", filters, stride=stride, src=name, dst=name)]
+    pool = Step("avgpool" if op == "avg3" else "maxpool", f"{name}_pool", kernel=3, stride=stride,
+                inputs=(src,), outputs=(name,))
+    fit = [_conv(f"{name}_1x1", filters, src=name, dst=name)] if src_channels != filters else []
+    return [pool, *fit]
+
+
+def _nasnet_cell(block: Block, cin: int, prev: Prev | None) -> list[Step]:
+    table, filters = NASNET_A[block.kind], block.channels
+    steps: list[Step] = []
+    if prev is None:  # no earlier cell: the input itself, as the reference's prev_layer=None
+        states, widths = ["h0", "in"], [filters, cin]
+    elif prev.larger:
+        steps += _factorized("prev", "prev", "h1", filters, 2, relu=True)
+        states, widths = ["h0", "h1"], [filters, filters]
+    elif prev.channels != filters:
+        steps += _factorized("prev", "prev", "h1", filters, 1, relu=True)
+        states, widths = ["h0", "h1"], [filters, filters]
+    else:
+        states, widths = ["h0", "prev"], [filters, filters]
+    steps += [Step("act", "relu", act="relu", inputs=("in",), outputs=("h0",)),
+              _conv("1x1", filters, src="h0", dst="h0")]
+    for j, combo in enumerate(table.combos):
+        branches = []
+        for side, (op, index) in zip(("left", "right"), combo):
+            name = f"comb{j}_{side}"
+            op_steps = _cell_op(op, name, states[index], widths[index], filters,
+                                block.stride if index < 2 else 1)
+            steps += op_steps
+            branches.append(name if op_steps else states[index])
+        steps.append(Step("add", f"comb{j}_add", inputs=tuple(branches), outputs=(f"h{j + 2}",)))
+        states.append(f"h{j + 2}")
+        widths.append(filters)
+    outputs = []
+    for index in table.concat:  # NasNetABaseCell._combine_unused_states: fit what differs
+        stride = block.stride if index < 2 else 1
+        if widths[index] != filters or stride > 1:
+            steps += _factorized(f"fit{index}", states[index], f"fit{index}", filters, stride, relu=False)
+            outputs.append(f"fit{index}")
+        else:
+            outputs.append(states[index])
+    return steps + [Step("concat", "concat", inputs=tuple(outputs))]
+
+
+_KINDS.update({
+    "act": lambda b, cin, div: [Step("act", "act", act=b.act)],
+    "xblock": lambda b, cin, div: _xblock("", cin, b.channels, b.group_width, b.stride, "in", "x"),
+    "gghost": _gghost,
+})
+
+
 def has_residual(block: Block, in_channels: int) -> bool:
     """Whether the block ends in a shortcut add: ghost always (identity or projection); ir and
     fused at stride 1 and the same width, unless ``noskip``."""
@@ -180,9 +452,13 @@ def _shortcut(block: Block, in_channels: int) -> list[Step]:
             Step("add", "add", inputs=("x", "short"))]
 
 
-def block_steps(block: Block, in_channels: int, divisor: int = 8) -> tuple[Step, ...]:
+def block_steps(block: Block, in_channels: int, divisor: int = 8,
+                prev: Prev | None = None) -> tuple[Step, ...]:
     """The ops of one block instance (repeats=1) on ``in_channels`` input channels, in graph
-    order, shortcut add included; ``divisor`` rounds expanded and ``hse`` widths."""
+    order, shortcut add included; ``divisor`` rounds expanded and ``hse`` widths. A NASNet cell
+    also reads ``prev`` (tensor ``"prev"``; None: the cell's own input stands in, unadjusted)."""
+    if block.kind in CELL_KINDS:
+        return tuple(_nasnet_cell(block, in_channels, prev))
     if block.kind not in _KINDS:
         raise SpecError(f"no block definition for kind {block.kind!r}")
     return tuple(_KINDS[block.kind](block, in_channels, divisor) + _shortcut(block, in_channels))

@@ -354,3 +354,146 @@ register(ZooEntry("single_path_nas", "single_path_nas",
                   Published(74.96, None, None, "Stamoulis et al. 2019, Single-Path NAS, "
                             "arXiv:1904.02877 abstract (74.96% top-1, 79 ms Pixel 1)",
                             note="the paper publishes no parameter or MAC count")))
+
+# --- EdgeNeXt (Maaz et al. 2022; mmaaz60/EdgeNeXt models/model.py @7ed8130, edgenext.py @e7dd814) --
+# Per stage i: kernel_sizes [3, 5, 7, 9], d2_scales [2, 2, 3, 4], global_block [0, 1, 1, 1] (the last
+# block of stages 2-4 is SDTA), use_pos_embd_xca [False, True, False, False], expan_ratio 4; stem
+# conv 4x4 s4 + LN, downsampling LN + conv 2x2 s2, head global pool + LN + linear; LN eps 1e-6.
+_EDGENEXT_REPO = "mmaaz60/EdgeNeXt"
+
+
+def _edgenext(depths: list[int], dims: list[int], heads: int) -> str:
+    kernels, splits, positional = (3, 5, 7, 9), (2, 2, 3, 4), (False, True, False, False)
+    stages = []
+    for i, (depth, c) in enumerate(zip(depths, dims)):
+        blocks = [] if i == 0 else ["ln", f"patch_s2_c{c}"]                   # 1/4, 1/8, 1/16, 1/32
+        conv = depth - (i > 0)
+        blocks.append(f"convenc{f'_r{conv}' if conv > 1 else ''}_k{kernels[i]}_e4_c{c}")
+        if i > 0:
+            blocks.append(f"sdta_e4_c{c}_h{heads}_sc{splits[i]}{'_pe' if positional[i] else ''}")
+        stages.append(",".join(blocks))
+    return f"res256 | patch_s4_c{dims[0]},ln | " + " | ".join(stages) + " | head:pool,ln"
+
+
+_EDGENEXT = {  # depths, dims, heads (edgenext_small keeps EdgeNeXt's default heads=8); README table
+    "edgenext_xxs": ([2, 2, 6, 2], [24, 48, 88, 168], 4, 71.23, 1.33, 261, 51.66),
+    "edgenext_xs": ([3, 3, 9, 3], [32, 64, 100, 192], 4, 74.96, 2.34, 538, 31.61),
+    "edgenext_s": ([3, 3, 9, 3], [48, 96, 160, 304], 8, 79.41, 5.59, 1260, 20.47),
+}
+for name, (depths, dims, heads, top1, params, macs, jetson_fps) in _EDGENEXT.items():
+    register_family(Family(name, _edgenext(depths, dims, heads), dropout=0.0,
+                           reference=f"{_EDGENEXT_REPO} models/model.py @7ed8130 ({name}); conv_encoder.py, "
+                                     "sdta_encoder.py, edgenext.py @e7dd814"))
+    register(ZooEntry(name, name, Published(
+        top1, params, macs, f"{_EDGENEXT_REPO} README.md @3884504 'Model Zoo' table (Acc@1, #Params, "
+        "MAdds at 256 px)", device_ms=((f"NVIDIA Jetson Nano, PyTorch, batch 1 ({jetson_fps} FPS in "
+                                        "models/model.py @7ed8130 comments; ms = 1000 / FPS)",
+                                        round(1000 / jetson_fps, 2)),)), resolution=256))
+
+# --- EfficientFormerV2 (Li et al. 2023; snap-research/EfficientFormer models/efficientformer_v2.py
+# @bdde63a) ------------------------------------------------------------------------------------
+# Stem 2 x (conv 3x3 s2 + BN + GELU) to width/2 and width; stages of FFNs (expansion per block from
+# expansion_ratios_*); the last vit_num blocks of stages 3 and 4 are AttnFFN = attn + ffn (stage 3's
+# attention on a stride-2 map: key dim 32, 8 heads, values 4 x 32); embeddings conv 3x3 s2 + BN,
+# and before stage 4 the attention downsampling (key dim 32 // (14 // 7) = 16, 8 heads at 224 px).
+# Folded, as they are at inference: conv biases before BN, the final BN (per-channel affine before
+# the average pool) and the distillation head (eval averages head and dist_head: one linear map).
+def _efficientformer_v2(widths: list[int], ratios: list[list[int]], vit_num: int) -> str:
+    stages = []
+    for i, (c, stage) in enumerate(zip(widths, ratios)):
+        blocks = {1: [f"conv_k3_s2_c{c}_lin"], 2: [f"conv_k3_s2_c{c}_lin"],     # 1/8, 1/16
+                  3: [f"attn_s2_e4_c{c}_h8_kd16"]}.get(i, [])                      # 1/32
+        for j, e in enumerate(stage):
+            if i >= 2 and j > len(stage) - 1 - vit_num:
+                blocks.append(f"attn_e4_c{c}_h8_kd32{'_sr2' if i == 2 else ''}")
+            blocks.append(f"ffn_k3_e{e}_c{c}")
+        stages.append(",".join(blocks))
+    return (f"res224 | conv_k3_s2_c{widths[0] // 2}_ge,conv_k3_s2_c{widths[0]}_ge | "
+            + " | ".join(stages) + " | head:pool")
+
+
+_EFORMER_V2 = {  # widths, expansion_ratios per stage, vit_num; README (top-1 300 epochs, params, MACs,
+    # iPhone 12 latency); our count vs the rounded table: see the note
+    "efficientformerv2_s0": ([32, 48, 96, 176], [[4, 4], [4, 4], [4, 3, 3, 3, 4, 4], [4, 3, 3, 4]], 2,
+                             75.7, 3.5, 400, 0.9),
+    "efficientformerv2_s1": ([32, 48, 120, 224], [[4] * 3, [4] * 3, [4, 4, 3, 3, 3, 3, 4, 4, 4],
+                                                  [4, 4, 3, 3, 4, 4]], 2, 79.0, 6.1, 650, 1.1),
+    "efficientformerv2_s2": ([32, 64, 144, 288], [[4] * 4, [4] * 4, [4, 4, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4],
+                                                  [4, 4, 3, 3, 3, 3, 4, 4]], 4, 81.6, 12.6, 1250, 1.6),
+    "efficientformerv2_l": ([40, 80, 192, 384], [[4] * 5, [4] * 5, [4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4],
+                                                 [4, 4, 4, 3, 3, 3, 3, 4, 4, 4]], 6, 83.3, 26.1, 2560, 2.7),
+}
+_EFORMER_SOURCE = ("snap-research/EfficientFormer README.md 'Classification on ImageNet-1K' V2 table "
+                   "(Top-1 at 300 epochs, #params, MACs; latency on iPhone 12, iOS 16, Core ML, XCode 14 "
+                   "benchmark); Li et al. 2023, arXiv:2212.08059 Table 2")
+# The reference module has 3.42 M (S0) / 5.96 M (S1) parameters without its distillation head and
+# 3.60 M / 6.19 M with it; the table's rounded 3.5 M / 6.1 M is within 2 % of neither, so for S0 and
+# S1 the parameter figure stays in the note and only MACs are checked.
+_EFORMER_PARAMS_NOTE = ("table says {p} M; reference module: {no_dist} M without / {dist} M with the "
+                        "distillation head; ours folds conv biases, final BN and the averaged heads")
+for name, (widths, ratios, vit_num, top1, params, macs, iphone12_ms) in _EFORMER_V2.items():
+    register_family(Family(name, _efficientformer_v2(widths, ratios, vit_num), dropout=0.0,
+                           reference="snap-research/EfficientFormer models/efficientformer_v2.py @bdde63a"))
+    gap = {"efficientformerv2_s0": (3.42, 3.60), "efficientformerv2_s1": (5.96, 6.19)}.get(name)
+    note = _EFORMER_PARAMS_NOTE.format(p=params, no_dist=gap[0], dist=gap[1]) if gap else ""
+    register(ZooEntry(name, name, Published(
+        top1, None if gap else params, macs, _EFORMER_SOURCE, note,
+        device_ms=(("iPhone 12, Core ML (iOS 16, XCode 14 benchmark)", iphone12_ms),))))
+
+# --- G-GhostNet (Han et al. 2022, GhostNets on Heterogeneous Devices via Cheap Operations, IJCV) ---
+# huawei-noah/Efficient-AI-Backbones g_ghost_pytorch/g_ghost_regnet.py @71a0ef7: RegNetX depths,
+# widths and group width per model; stem conv 3x3 s2 to 32 + BN + ReLU; stage 1 plain X blocks; stages
+# 2 and 4 G-Ghost stages when deeper than 2 blocks, stage 3 always; every stage starts at stride 2.
+_GGHOST_REPO = "huawei-noah/Efficient-AI-Backbones"
+
+
+def _g_ghost_regnetx(depths: list[int], widths: list[int], group_width: int) -> str:
+    stages = []
+    for i, (depth, c) in enumerate(zip(depths, widths)):
+        kind = "gghost" if i == 2 or (i in (1, 3) and depth > 2) else "xblock"
+        stages.append(f"{kind}{f'_r{depth}' if depth > 1 else ''}_s2_c{c}_gw{group_width}")
+    return "res224 | conv_k3_s2_c32_re | " + " | ".join(stages) + " | head:pool"
+
+
+# Named after RegNetX's GFLOPs ("3_2gf" = RegNetX-3.2GF, the reference's g_ghost_regnetx_032), not a
+# width. Reference constructor; depths, widths, group width; readme.md 'Pretrained models' table:
+# top-1, params (M), FLOPs (= multiply-adds, M).
+_GGHOST = {
+    "3_2gf": ("032", [2, 6, 15, 2], [96, 192, 432, 1008], 48, 77.8, 10.5, 1800),
+    "4_0gf": ("040", [2, 5, 14, 2], [80, 240, 560, 1360], 40, 78.6, 15.7, 2200),
+    "8_0gf": ("080", [2, 5, 15, 1], [80, 240, 720, 1920], 120, 79.0, 24.6, 4200),
+    "16_0gf": ("160", [2, 6, 13, 1], [256, 512, 896, 2048], 128, 79.9, 32.4, 9000),
+}
+for gflops, (constructor, depths, widths, group_width, top1, params, macs) in _GGHOST.items():
+    name = f"g_ghost_regnetx_{gflops}"
+    register_family(Family(name, _g_ghost_regnetx(depths, widths, group_width), reference=(
+        f"{_GGHOST_REPO} g_ghost_pytorch/g_ghost_regnet.py @71a0ef7 (g_ghost_regnetx_{constructor})")))
+    register(ZooEntry(name, name, Published(
+        top1, params, macs, f"{_GGHOST_REPO} g_ghost_pytorch/readme.md @71a0ef7 'Pretrained models' "
+        "table (Params, FLOPs = multiply-adds, top-1)")))
+
+# --- NASNet-A Mobile (Zoph et al. 2018, Learning Transferable Architectures, arXiv:1707.07012) ---
+# tensorflow/models research/slim/nets/nasnet/nasnet.py @03cdc5f mobile_imagenet_config: 12 normal
+# cells in 3 stacks of N = 4, reduction cells before stacks 2 and 3 (calc_reduction_layers), 44
+# filters (= penultimate filters 1056 / 24: the last cells' 6 x 4 x 44 outputs), filter scaling 2 per
+# reduction, stem conv 3x3 s2 to 32 + BN (no ReLU) then two stem reduction cells at 1/4 and 1/2 of
+# the filters (_imagenet_stem); ReLU before the global pool. The stem conv pads "VALID" there (111 px
+# at 224): "same" here gives 112 px, the same 56 px after the first cell and 0.03 % more MACs.
+def _nasnet_a(cells: int, penultimate: int) -> str:
+    """NASNet-A "N @ P": N normal cells per stack, P filters in the penultimate layer."""
+    f = penultimate // 24
+    return (f"res224_div1 | conv_k3_s2_c32_lin,nasreduce_s2_c{f // 4},nasreduce_s2_c{f // 2}"
+            f" | nasnormal_r{cells}_c{f} | nasreduce_s2_c{2 * f},nasnormal_r{cells}_c{2 * f}"
+            f" | nasreduce_s2_c{4 * f},nasnormal_r{cells}_c{4 * f} | head:act_re,pool")
+
+
+_TFLITE_BENCH = ("tensorflow/tensorflow tensorflow/contrib/lite/g3doc/benchmarks.md @6a3e7579 "
+                 "(shared/data/published_latency.csv)")
+register_family(Family("nasnet_a_mobile", _nasnet_a(4, 1056), dropout=0.5,
+                       reference="tensorflow/models research/slim/nets/nasnet/nasnet.py @03cdc5f, "
+                                 "nasnet_utils.py @08eebbc"))
+register(ZooEntry("nasnet_a_mobile", "nasnet_a_mobile", Published(
+    74.0, 5.3, 564, "Zoph et al. 2018, arXiv:1707.07012 Table 2 (NASNet-A (4 @ 1056))",
+    device_ms=((f"Pixel XL (Pixel 1's SoC), TFLite float, 1 thread, {_TFLITE_BENCH}", 210.8),
+               (f"Pixel 2, TFLite float, 1 thread, {_TFLITE_BENCH}", 273.8),
+               (f"iPhone 8, TFLite float, 1 thread, {_TFLITE_BENCH}", 60.3)))))

@@ -20,6 +20,8 @@ class Published:
     macs_m: float | None
     source: str
     note: str = ""  # why our count may differ from the published one, when it does
+    # published on-device latencies, references only (never calibration data): (device and runtime, ms)
+    device_ms: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def scale(spec: ArchSpec, width: float = 1.0, depth: float = 1.0, resolution: in
 
     def channels(block: Block, policy: str = "always") -> Block:
         applies = policy == "always" or (policy == "above_one" and width > 1)
-        if not applies or block.kind in ("pool", "maxpool") or width == 1:
+        if not applies or block.kind in ("pool", "maxpool", "ln") or block.channels == 0 or width == 1:
             return block
         return dataclasses.replace(
             block, channels=scale_channels(block.channels, width, spec.divisor, rule.rounding))

@@ -19,6 +19,25 @@ shuffle     ShuffleNetV2 unit (stride 2: two-branch downsampling unit)
 maxpool     k x k max pooling
 pool        global average pooling (head only)
 fc          1x1 conv with bias and no BN after pooling (head only)
+ln          layer norm over channels (EdgeNeXt: before each downsampling, after the stem, head)
+patch       non-overlapping k = s convolution with a bias, no norm (EdgeNeXt stem and downsampling)
+convenc     EdgeNeXt conv encoder: dw k x k, LN, 1x1 to e*c, GELU, 1x1 back, layer scale, residual
+sdta        EdgeNeXt split depth-wise transposed attention encoder (``sc`` channel splits, ``h``
+            heads of cross-covariance attention, ``pe`` Fourier positional encoding), then the
+            LN + 1x1 GELU 1x1 inverted bottleneck; both residual with layer scale
+ffn         EfficientFormerV2 4D FFN: 1x1 + BN + GELU, dw k x k + BN + GELU, 1x1 + BN, layer scale,
+            residual
+attn        EfficientFormerV2 4D attention (``h`` heads of key dim ``kd``, values ``e`` x ``kd``
+            wide, attention biases, talking heads), residual with layer scale; ``sr2`` attends on a
+            stride-2 map and upsamples back; ``s2`` is the attention-downsampling embedding
+act         the activation alone (NASNet's ReLU before its global pool)
+xblock      RegNet X block: 1x1, 3x3 grouped (``gw`` channels per group), 1x1, + shortcut, ReLU
+gghost      G-Ghost stage of ``r`` >= 3 X blocks (GhostNets on Heterogeneous Devices): the first
+            and last at full width, the middle ones on a part of it; the rest is made cheaply
+            from the first block's output and mixed with a pooled summary of all of them
+nasnormal   NASNet-A normal cell of ``c`` filters per op (outputs 6c); reads the previous
+            block's input too (see ``edgetailor.arch.blocks``)
+nasreduce   NASNet-A reduction cell of ``c`` filters per op, stride 2 (outputs 4c)
 ==========  ==============================================================================
 
 Tokens: ``r<int>`` repeats (default 1), ``k<int>`` kernel, ``s<int>`` stride of the first repeat
@@ -27,7 +46,9 @@ MnasNet/EfficientNet (width = ``int(in * ratio)``, block activation inside, sigm
 ``hse<float>`` squeeze-excite as in MobileNetV3/GhostNet (width = ``make_divisible(mid * ratio)``,
 ReLU inside, hard-sigmoid gate), ``g<int>`` groups of the 1x1 convs (with channel shuffle),
 ``xe`` keep the 1x1 expand conv even at ``e1`` (FBNet), ``noskip`` no identity shortcut, and an
-activation: ``re`` relu, ``re6`` relu6, ``hs`` hard-swish, ``sw`` swish, ``lin`` none.
+activation: ``re`` relu, ``re6`` relu6, ``hs`` hard-swish, ``sw`` swish, ``ge`` GELU (exact, erf), ``lin`` none.
+``gw<int>`` is the group width of xblock and gghost convolutions. Hybrid (attention) blocks add ``h<int>`` heads, ``kd<int>`` key dim, ``sc<int>`` channel splits,
+``sr<int>`` the attention's own stride and ``pe`` positional encoding; see ``edgetailor.arch.blocks``.
 
 Channels in a spec are resolved: width scaling (``edgetailor.arch.scaling``) returns a new spec and
 records the multiplier in ``width`` for information only.
@@ -50,7 +71,7 @@ from edgetailor.errors import SpecError
 
 PADDINGS = ("same", "symmetric")  # TF "same"; k // 2 on each side (PyTorch)
 BN_EPSILON = 1e-3  # Keras Applications and tensorflow/tpu
-ACTIVATIONS = {"re": "relu", "re6": "relu6", "hs": "hswish", "sw": "swish", "lin": "linear"}
+ACTIVATIONS = {"re": "relu", "re6": "relu6", "hs": "hswish", "sw": "swish", "ge": "gelu", "lin": "linear"}
 ACT_TOKENS = {name: token for token, name in ACTIVATIONS.items()}
 
 # Which fields each kind accepts, in canonical token order.
@@ -66,10 +87,26 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "maxpool": ("kernel", "stride"),
     "pool": (),
     "fc": ("channels", "act"),
+    # hybrid convolution-attention blocks (EdgeNeXt, EfficientFormerV2)
+    "ln": (),
+    "patch": ("stride", "channels"),
+    "convenc": ("repeats", "kernel", "expand", "channels"),
+    "sdta": ("repeats", "expand", "channels", "heads", "scales", "posenc"),
+    "ffn": ("repeats", "kernel", "expand", "channels"),
+    "attn": ("repeats", "stride", "expand", "channels", "heads", "key_dim", "attn_stride"),
+    # G-GhostNet (RegNet X blocks, G-Ghost stages) and NASNet-A cells
+    "act": ("act",),
+    "xblock": ("repeats", "stride", "channels", "group_width"),
+    "gghost": ("repeats", "stride", "channels", "group_width"),
+    "nasnormal": ("repeats", "channels"),
+    "nasreduce": ("stride", "channels"),
 }
 HEAD_ONLY = {"pool", "fc"}
+STAGE_KINDS = {"gghost"}  # one block instance whose repeats are the blocks inside it
 _NUMERIC_TOKENS = {"r": "repeats", "k": "kernel", "s": "stride", "e": "expand", "c": "channels",
-                   "se": "se", "hse": "se", "g": "groups"}
+                   "se": "se", "hse": "se", "g": "groups", "h": "heads", "kd": "key_dim", "sc": "scales",
+                   "sr": "attn_stride", "gw": "group_width"}
+_COUNT_TOKENS = {"heads": "h", "key_dim": "kd", "scales": "sc"}  # always written, even when 1
 _TOKEN_RE = re.compile(r"^([a-z]+)(\d+(?:\.\d+)?)$")
 
 
@@ -98,6 +135,12 @@ class Block:
     keep_expand: bool = False
     act: str = "relu"
     residual: bool = True
+    heads: int = 0          # attention heads (sdta, attn)
+    key_dim: int = 0        # attn: query/key width per head
+    scales: int = 1         # sdta: channel splits of the depth-wise part
+    posenc: bool = False    # sdta: Fourier positional encoding
+    attn_stride: int = 1    # attn: attend on a strided map, upsample back
+    group_width: int = 0    # xblock, gghost: channels per group of the 3x3 convolutions
 
     def __post_init__(self) -> None:
         if self.kind not in _KIND_FIELDS:
@@ -105,7 +148,8 @@ class Block:
         object.__setattr__(self, "expand", _normalise(self.expand))
         object.__setattr__(self, "se", _normalise(self.se))
         allowed = _KIND_FIELDS[self.kind]
-        for name in ("expand", "se", "groups", "keep_expand", "residual", "act", "channels"):
+        for name in ("expand", "se", "groups", "keep_expand", "residual", "act", "channels",
+                     "heads", "key_dim", "scales", "posenc", "attn_stride", "group_width"):
             default = _DEFAULTS[name]
             if name not in allowed and getattr(self, name) != default:
                 raise SpecError(f"{self.kind} blocks take no {name!r} (got {getattr(self, name)!r})")
@@ -116,7 +160,8 @@ class Block:
         checks = [
             (self.repeats >= 1, f"repeats must be >= 1 (got {self.repeats})"),
             (self.kernel in (1, 3, 5, 7, 9), f"kernel must be 1, 3, 5, 7 or 9 (got {self.kernel})"),
-            (self.stride in (1, 2), f"stride must be 1 or 2 (got {self.stride})"),
+            (self.stride in ((2, 4) if self.kind == "patch" else (1, 2)),
+             f"stride must be {'2 or 4' if self.kind == 'patch' else '1 or 2'} (got {self.stride})"),
             (0 < self.expand <= 16, f"expand must be in (0, 16] (got {self.expand})"),
             (0 <= self.se < 1, f"se ratio must be in [0, 1) (got {self.se})"),
             (self.groups >= 1, f"groups must be >= 1 (got {self.groups})"),
@@ -124,6 +169,18 @@ class Block:
             (self.channels >= 0, f"channels must be >= 0 (got {self.channels})"),
             ("channels" not in allowed or self.channels > 0,
              f"{self.kind} block needs its output channels (c<int>)"),
+            ("heads" not in allowed or self.heads >= 1, f"{self.kind} block needs its heads (h<int>)"),
+            ("key_dim" not in allowed or self.key_dim >= 1, f"{self.kind} block needs its key dim (kd<int>)"),
+            (1 <= self.scales <= 8 and (self.kind != "sdta" or self.scales >= 2),
+             f"sdta splits must be in [2, 8] (got {self.scales})"),
+            (self.attn_stride in (1, 2) and not (self.attn_stride > 1 and self.stride > 1),
+             f"attention stride must be 1 or 2, and 1 in a downsampling block (got {self.attn_stride})"),
+            ("group_width" not in allowed or self.group_width >= 1,
+             f"{self.kind} block needs its group width (gw<int>)"),
+            (self.kind != "gghost" or self.repeats >= 3,
+             f"a G-Ghost stage has at least 3 blocks (got r{self.repeats})"),
+            (self.kind != "nasreduce" or self.stride == 2,
+             f"a NASNet reduction cell has stride 2 (got s{self.stride})"),
         ]
         for ok, message in checks:
             if not ok:
@@ -150,6 +207,14 @@ class Block:
                 parts.append(ACT_TOKENS[value])
             elif name == "residual" and not value:
                 parts.append("noskip")
+            elif name in _COUNT_TOKENS:
+                parts.append(f"{_COUNT_TOKENS[name]}{value}")
+            elif name == "attn_stride" and value != 1:
+                parts.append(f"sr{value}")
+            elif name == "posenc" and value:
+                parts.append("pe")
+            elif name == "group_width":
+                parts.append(f"gw{value}")
         return "_".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,6 +265,8 @@ def _parse_token(token: str) -> tuple[str | None, Any]:
         return "residual", False
     if token == "xe":
         return "keep_expand", True
+    if token == "pe":
+        return "posenc", True
     match = _TOKEN_RE.match(token)
     if not match or match.group(1) not in _NUMERIC_TOKENS:
         return None, None

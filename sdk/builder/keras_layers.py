@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from edgetailor.builder.attention_layers import CUSTOM_OBJECTS as ATTENTION_OBJECTS
+
 _PACKAGE = "edgetailor"
 
 
@@ -81,6 +83,21 @@ class KeepChannels(tf.keras.layers.Layer):
 
 
 @tf.keras.saving.register_keras_serializable(_PACKAGE)
+class TailChannels(tf.keras.layers.Layer):
+    """The last ``channels`` channels (a G-Ghost stage's cheap part)."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, inputs):
+        return inputs[..., inputs.shape[-1] - self.channels:]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+@tf.keras.saving.register_keras_serializable(_PACKAGE)
 class ChannelAffine(tf.keras.layers.Layer):
     """``x * scale + offset`` per channel: maps the [-1, 1] input every edgetailor model takes to the
     input normalisation weights trained elsewhere expect (Once-for-All: ImageNet mean and std), so
@@ -98,5 +115,6 @@ class ChannelAffine(tf.keras.layers.Layer):
 
 
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (HardSigmoid, HardSwish, ChannelShuffle,
-                                                SplitChannels, KeepChannels, ChannelAffine)}
+                                                SplitChannels, KeepChannels, TailChannels, ChannelAffine)}
+CUSTOM_OBJECTS.update(ATTENTION_OBJECTS)  # the hybrid blocks' layers
 

@@ -17,9 +17,11 @@ import math
 
 import tensorflow as tf
 
-from edgetailor.builder.keras_layers import ChannelShuffle, HardSigmoid, HardSwish, KeepChannels, SplitChannels
-from edgetailor.arch.blocks import Step, block_steps
-from edgetailor.arch.layers import block_instances, count, size_problem
+from edgetailor.builder.keras_layers import (ChannelShuffle, HardSigmoid, HardSwish, KeepChannels, SplitChannels,
+                                              TailChannels)
+from edgetailor.builder import attention_layers as attention
+from edgetailor.arch.blocks import CELL_KINDS, Step, block_steps
+from edgetailor.arch.layers import HYBRID_STEP_OPS, block_instances, count, prev_state, size_problem
 from edgetailor.arch.spec import BN_EPSILON, ArchSpec, Block, SpecError
 
 L = tf.keras.layers
@@ -41,6 +43,8 @@ def _act(x, act: str, name: str):
         return L.Activation("sigmoid", name=name)(x)
     if act == "hsigmoid":
         return HardSigmoid(name=name)(x)
+    if act == "gelu":  # exact (erf) GELU, as torch.nn.GELU; TFLite's builtin GELU
+        return L.Activation("gelu", name=name)(x)
     raise SpecError(f"no Keras activation for {act!r}")
 
 
@@ -102,8 +106,13 @@ def _step(step: Step, inputs: list, name: str, spec: ArchSpec) -> list:
     if step.op == "conv":  # fc: a bias and no BN; 1x1 on 1x1, so Keras' default "valid" padding
         return [_act(L.Conv2D(step.channels, step.kernel, step.stride, name=name)(x), step.act,
                      f"{name}_act")]
+    if step.op == "dwconv" and not step.bn:  # a bias and no BN (EdgeNeXt, EfficientFormerV2's LGQuery)
+        x, padding = _pad_for_stride(x, step.kernel, step.stride, name, symmetric=spec.padding == "symmetric")
+        return [_act(L.DepthwiseConv2D(step.kernel, step.stride, padding, name=name)(x), step.act, f"{name}_act")]
     if step.op == "dwconv":
         return [_dw_bn(x, step.kernel, step.stride, step.act, name, spec)]
+    if step.op in HYBRID_STEP_OPS:
+        return [_hybrid_step(step, inputs, name)]
     if step.op == "se":
         return [_squeeze_excite(x, step, name)]
     if step.op == "shuffle":
@@ -112,6 +121,16 @@ def _step(step: Step, inputs: list, name: str, spec: ArchSpec) -> list:
         return list(SplitChannels(step.groups, name=name)(x))
     if step.op == "keep":
         return [KeepChannels(step.channels, name=name)(x)]
+    if step.op == "tail":
+        return [TailChannels(step.channels, name=name)(x)]
+    if step.op == "sep":  # NASNet: dw k x k without bias or BN, then 1x1 + BN
+        x, padding = _pad_for_stride(x, step.kernel, step.stride, f"{name}_dw",
+                                     symmetric=spec.padding == "symmetric")
+        x = L.DepthwiseConv2D(step.kernel, step.stride, padding, use_bias=False, name=f"{name}_dw")(x)
+        return [_conv_bn(x, step.channels, 1, 1, "linear", name, spec)]
+    if step.op == "shift":  # factorized reduction's second path: x[1:, 1:] padded back with zeros
+        x = L.ZeroPadding2D(((0, 1), (0, 1)), name=f"{name}_pad")(x)
+        return [L.Cropping2D(((1, 0), (1, 0)), name=name)(x)]
     if step.op == "concat":
         return [L.Concatenate(name=name)(inputs)]
     if step.op == "add":
@@ -125,10 +144,48 @@ def _step(step: Step, inputs: list, name: str, spec: ArchSpec) -> list:
     raise SpecError(f"the builder has no step op {step.op!r}")
 
 
-def _block(x, block: Block, spec: ArchSpec, name: str):
-    """One block instance (repeats already expanded); returns the block's output tensor."""
-    tensors = {"x": x, "in": x}
-    for step in block_steps(block, x.shape[-1], spec.divisor):
+# EdgeNeXt's layer-scale start (conv_encoder.py / sdta_encoder.py layer_scale_init_value=1e-6 @e7dd814);
+# EfficientFormerV2 starts at 1e-5 (efficientformer_v2.py @bdde63a). One value here: both make a block
+# start near the identity, and the spec (not the initialiser) is what the grammar records.
+LAYER_SCALE_INIT = 1e-6
+LAYER_NORM_EPSILON = 1e-6  # EdgeNeXt's LayerNorm(eps=1e-6)
+
+
+def _hybrid_step(step: Step, inputs: list, name: str):
+    """One hybrid (attention-block) step; its output tensor."""
+    x = inputs[-1]
+    if step.op == "ln":
+        return L.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)(x)
+    if step.op == "scale":
+        return attention.LayerScale(LAYER_SCALE_INIT, name=name)(x)
+    if step.op == "act":
+        return _act(x, step.act, name)
+    if step.op == "avgpool":
+        return L.AveragePooling2D(step.kernel, step.stride, "same", name=name)(x)
+    if step.op == "upsample":
+        return L.UpSampling2D(step.stride, interpolation="bilinear", name=name)(x)
+    if step.op == "posenc":
+        return attention.FourierPositions(name=name)(x)
+    if step.op == "splitdw":  # chained dw 3x3 (bias) on all splits but the last, then concat
+        widths = [min(step.channels, x.shape[-1] - i * step.channels) for i in range(step.groups)]
+        parts = list(attention.SplitSizes(widths, name=f"{name}_split")(x))
+        out, running = [], None
+        for i, part in enumerate(parts[:-1]):
+            running = part if i == 0 else L.Add(name=f"{name}_add{i}")([running, part])
+            running = L.DepthwiseConv2D(step.kernel, 1, "same", name=f"{name}_dw{i}")(running)
+            out.append(running)
+        return L.Concatenate(name=name)(out + parts[-1:])
+    if step.op == "xca":
+        return attention.CrossCovarianceAttention(step.groups, name=name)(x)
+    return attention.Attention4D(step.groups, talking=step.op == "attend", name=name)(inputs)
+
+
+def _block(x, block: Block, spec: ArchSpec, name: str, prev=None):
+    """One block instance (repeats already expanded); returns the block's output tensor.
+    ``prev``: a NASNet cell's second input (the previous cell's input), if there is one."""
+    tensors = {"x": x, "in": x, "prev": x if prev is None else prev}
+    state = None if prev is None else prev_state(tuple(prev.shape[1:]), tuple(x.shape[1:]))
+    for step in block_steps(block, x.shape[-1], spec.divisor, state):
         outputs = _step(step, [tensors[i] for i in step.inputs], f"{name}_{step.name}", spec)
         tensors.update(zip(step.outputs, outputs, strict=True))
     return L.Identity(name=f"{name}_out")(tensors["x"])
@@ -154,8 +211,12 @@ def build(spec: ArchSpec, num_classes: int = 1000, include_top: bool = True,
     x = inputs
     for layer in preprocessing or []:
         x = layer(x)
+    prev = None  # as in the layer walk: the previous block's input, when that block was a cell
     for section, index, instance in block_instances(spec):
-        x = _block(x, instance, spec, f"{section}_{index}")
+        cell = instance.kind in CELL_KINDS
+        block_in = x
+        x = _block(x, instance, spec, f"{section}_{index}", prev if cell else None)
+        prev = block_in if cell else None
     if include_top:
         x = L.Flatten(name="flatten")(x)
         if dropout > 0:
@@ -180,4 +241,6 @@ def keras_macs(model: tf.keras.Model) -> int:
             total += h * w * cout * kh * kw * layer.input.shape[-1] // layer.groups
         elif isinstance(layer, L.Dense):
             total += layer.input.shape[-1] * layer.units
+        elif hasattr(layer, "matrix_macs"):  # attention's matrix products (attention_layers)
+            total += layer.matrix_macs()
     return total

@@ -4,8 +4,11 @@
   width x resolution table in tensorflow/tpu's README) - the published figure.
 * ``estimated``: a least-squares model ``top1 = a_family + b*x + c*x^2`` with ``x = log(MACs)``:
   one offset per family and a curve shared by all families, fitted on every published float
-  top-1 we have. A family with no published point uses the mean offset (``generic``). Its
-  leave-one-out error (percentage points) is reported with every estimate.
+  top-1 of the convolutional mobile families (those pick and search produce; the hybrid attention,
+  NASNet-cell and RegNet/G-Ghost entries keep their published figures but stay off the curve:
+  one point each, they would only move the generic offset). A family with no published point uses
+  the mean offset (``generic``). Its leave-one-out error (percentage points) is reported with every
+  estimate.
 * ``measured``: validation accuracy from training (``edgetailor.tasks.classification.train``), not here.
 """
 from __future__ import annotations
@@ -28,6 +31,11 @@ class Point:
     top1: float
     macs: float
     source: str
+    on_curve: bool = True  # fitted by Top1Model (a convolutional mobile family)
+
+
+# block kinds of families that are not on the mobile-CNN curve (see the module docstring)
+OFF_CURVE_KINDS = frozenset({"sdta", "convenc", "attn", "ffn", "gghost", "xblock", "nasnormal", "nasreduce"})
 
 
 def published_points() -> list[Point]:
@@ -38,9 +46,10 @@ def published_points() -> list[Point]:
     for entry in zoo.entries():
         if entry.published.top1 is not None:
             macs = layers.count(entry.spec)[1]
+            on_curve = not any(block.kind in OFF_CURVE_KINDS for block in entry.spec.blocks)
             points[(entry.family, entry.width, entry.resolution)] = Point(
                 entry.family, entry.width, entry.resolution, entry.published.top1, macs,
-                entry.published.source)
+                entry.published.source, on_curve)
     for width, resolution, top1 in MNASNET_A1_TABLE:
         key = ("mnasnet_a1", width, resolution)
         if key not in points:
@@ -92,7 +101,7 @@ class Top1Model:
 
 @functools.lru_cache(maxsize=1)
 def model() -> Top1Model:
-    return Top1Model(published_points())
+    return Top1Model([point for point in published_points() if point.on_curve])
 
 
 @functools.lru_cache(maxsize=1)
@@ -118,7 +127,7 @@ def estimate(spec: ArchSpec, family: str | None = None, width: float | None = No
 
 def estimated_source(family: str | None) -> str:
     """Where an estimate comes from: the family's offset on the shared curve, or the generic curve."""
-    points = len(published_index())
+    points = sum(point.on_curve for point in published_index().values())
     if family is None:
         return f"estimated: generic log-MACs curve over {points} published points"
     return f"estimated: {family} offset + shared log-MACs curve over {points} published points"

@@ -35,7 +35,14 @@ FEATURES = (
 )
 N_FEATURES = len(FEATURES)
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
-_COSTLY_ACTS = {"hswish", "swish", "sigmoid", "hsigmoid"}
+_COSTLY_ACTS = {"hswish", "swish", "sigmoid", "hsigmoid", "gelu"}
+# Attention's ops, priced with coefficients every profile already has (no profile was measured on
+# them): a matmul is a GEMM like a 1x1 convolution (XNNPACK and Core ML run both as one), so its
+# MACs are pw_mmacs and the elements it reads and writes pw_melems; layer norm, softmax and L2
+# normalisation each evaluate a transcendental (rsqrt, exp) per element and reduce over a row, so
+# their output elements are act_melems (the sigmoid/swish per-element price) plus eltwise_melems
+# for the input they read; GELU (erf) is a costly activation like swish.
+_NORMALISING_OPS = {"layernorm", "softmax", "l2norm"}
 
 
 def _elems(shape) -> float:
@@ -61,6 +68,13 @@ def op_feature_parts(op: Op) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             in_part[_INDEX["pw_melems"]] += in_c
         else:
             out_part[_INDEX["conv_mmacs"]] = op.macs / 1e6 / out_area
+    elif op.kind == "matmul":
+        out_part[_INDEX["pw_mmacs"]] = op.macs / 1e6 / out_area
+        out_part[_INDEX["pw_melems"]] += out_c
+        in_part[_INDEX["pw_melems"]] += in_c
+    elif op.kind in _NORMALISING_OPS:
+        out_part[_INDEX["act_melems"]] = out_c
+        in_part[_INDEX["eltwise_melems"]] = in_c
     elif op.kind == "dwconv":
         kernel = "dw3_mmacs" if op.kernel <= 3 else "dw5_mmacs" if op.kernel == 5 else "dw7_mmacs"
         out_part[_INDEX[kernel]] = op.macs / 1e6 / out_area
@@ -99,13 +113,15 @@ def layer_key(layer: LayerCost) -> str:
     """Typed lookup key: the block string at its input shape.
 
     ``noskip`` is dropped where no shortcut could exist anyway (stride 2 or a width change),
-    so the same computation always has the same key.
+    so the same computation always has the same key. A NASNet cell's key adds its second input
+    (``+HxWxC``), which decides how that input is fitted.
     """
     h, w, c = layer.in_shape
     block = layer.block
     if not block.residual and (block.stride != 1 or c != block.channels):
         block = dataclasses.replace(block, residual=True)
-    return f"{block.encode()}@{h}x{w}x{c}"
+    prev = "+{}x{}x{}".format(*layer.prev_shape) if layer.prev_shape else ""
+    return f"{block.encode()}@{h}x{w}x{c}{prev}"
 
 
 @dataclass(frozen=True)
@@ -154,6 +170,8 @@ def op_from_key(key: str) -> Op:
         macs = oh * ow * k * k * (c // g) * oc
     elif kind == "dwconv":
         macs = oh * ow * k * k * oc
+    elif kind == "matmul":  # kernel = the reduction length
+        macs = oh * ow * oc * k
     return Op(kind, (h, w, c), (oh, ow, oc), k, s, g, act=act, macs=macs)
 
 

@@ -158,6 +158,27 @@ def op_model(op: Op) -> bytes:
         pool.filterHeight = pool.filterWidth = op.kernel
         y = g.tensor(out_shape)
         g.op(B.MAX_POOL_2D, [x], [y], schema.BuiltinOptions.Pool2DOptions, pool)
+    elif op.kind == "avgpool":
+        pool = schema.Pool2DOptionsT()
+        pool.padding = schema.Padding.SAME
+        pool.strideH = pool.strideW = op.stride
+        pool.filterHeight = pool.filterWidth = op.kernel
+        y = g.tensor(out_shape)
+        g.op(B.AVERAGE_POOL_2D, [x], [y], schema.BuiltinOptions.Pool2DOptions, pool)
+    elif op.kind == "act" and op.act in ("relu", "relu6"):  # a pre-activation (NASNet), not fused
+        y = g.tensor(out_shape)
+        g.op(B.RELU if op.act == "relu" else B.RELU6, [x], [y])
+    elif op.kind == "act" and op.act in ("hswish", "sigmoid", "swish", "hsigmoid"):
+        y = _activation(g, x, out_shape, op.act)
+    elif op.kind == "shift":  # NASNet's factorized reduction: PAD bottom/right, then SLICE off row/col 0
+        h, w, c = op.in_shape
+        pads = g.tensor([4, 2], np.array([[0, 0], [0, 1], [0, 1], [0, 0]], np.int32), schema.TensorType.INT32)
+        padded = g.tensor([1, h + 1, w + 1, c])
+        g.op(B.PAD, [x, pads], [padded])
+        begin = g.tensor([4], np.array([0, 1, 1, 0], np.int32), schema.TensorType.INT32)
+        size = g.tensor([4], np.array(out_shape, np.int32), schema.TensorType.INT32)
+        y = g.tensor(out_shape)
+        g.op(B.SLICE, [padded, begin, size], [y])
     elif op.kind in ("add", "mul"):
         # SE's multiply broadcasts a [1, 1, 1, C] gate; the residual add is elementwise.
         other = g.tensor([1, 1, 1, op.in_shape[2]], np.ones(op.in_shape[2], np.float32)) \

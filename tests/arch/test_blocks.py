@@ -9,6 +9,10 @@ ONE_OF_EACH = {
     "fused": "fused_k3_e4_c24_se0.25_sw", "skip": "skip_s2_c32_re", "ghost": "ghost_k3_s2_e3_c24",
     "shuffle": "shuffle_k3_s2_c48_re", "maxpool": "maxpool_k3_s2", "pool": "pool",
     "fc": "fc_c10_lin",
+    "act": "act_re", "xblock": "xblock_s2_c32_gw8", "gghost": "gghost_r3_s2_c32_gw8",
+    "nasnormal": "nasnormal_c16", "nasreduce": "nasreduce_s2_c16",
+    "ln": "ln", "patch": "patch_s4_c16", "convenc": "convenc_k3_e4_c16", "sdta": "sdta_e4_c16_h4_sc2_pe",
+    "ffn": "ffn_k3_e4_c16", "attn": "attn_s2_e4_c32_h2_kd8",
 }
 
 
@@ -77,16 +81,24 @@ def test_walk_reports_the_widths_of_the_steps(name):
     """Each step becomes one walk op (four for squeeze-excite) of the step's width."""
     entry = zoo.ZOO[name]
     for layer in layers.walk(entry.spec, None):
+        if layer.block.kind in ("ln", "convenc", "sdta", "ffn", "attn"):
+            continue  # attention steps are several ops each: tests/arch/test_hybrid_blocks.py
         ops = list(layer.ops)
-        for step in blocks.block_steps(layer.block, layer.in_shape[2], entry.spec.divisor):
+        prev = layers.prev_state(layer.prev_shape, layer.in_shape)  # a NASNet cell's second input
+        for step in blocks.block_steps(layer.block, layer.in_shape[2], entry.spec.divisor, prev):
             if step.op == "se":
                 pool, reduce, expand, mul = ops[:4]
                 assert (pool.kind, mul.kind, reduce.out_shape[2]) == ("pool", "mul", step.channels)
                 assert expand.out_shape[2] == pool.in_shape[2]
                 del ops[:4]
                 continue
+            if step.op == "sep":  # NASNet's separable conv: dw (no bias, no BN), then 1x1 + BN
+                dw, pw = ops[:2]
+                assert (dw.kind, dw.bn, pw.kind, pw.out_shape[2]) == ("dwconv", False, "conv", step.channels)
+                del ops[:2]
+                continue
             op = ops.pop(0)
-            assert op.kind == {"keep": "split"}.get(step.op, step.op)
+            assert op.kind == {"keep": "split", "tail": "split"}.get(step.op, step.op)
             if step.op == "conv":
                 assert (op.out_shape[2], op.kernel, op.stride, op.groups) == (
                     step.channels, step.kernel, step.stride, step.groups)
