@@ -7,27 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from edgetailor.cli.android import android_bench
 from edgetailor.arch import layers, zoo
 from edgetailor.cli.common import BUG_REPORT, INTERNAL_ERROR, emit_json
-from edgetailor.cli.main import main
 from edgetailor.errors import SpecError
 
+from cli_checks import assert_one_line_error, invoke
+
 CAPTURE = Path(__file__).parents[1] / "fixtures" / "android" / "logcat_apk.txt"
-
-
-def invoke(*args, command=main):
-    return CliRunner().invoke(command, [str(a) for a in args])
-
-
-def assert_one_line_error(result, needle):
-    assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    assert result.stderr.splitlines() == [result.stderr.strip()] and needle in result.stderr
-    assert result.stderr.startswith("Error: ")
 
 
 def assert_bug_report(result, exception_line):

@@ -4,24 +4,13 @@ output with its real shape, dtype and meaning."""
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from edgetailor.cli.main import main
 from edgetailor.tasks.detection.export import OUTPUT_NAMES
+
+from cli_checks import assert_one_line_error, invoke
 
 LABELS = ["cat, small", "dog", "bird"]  # a comma inside a label survives every format
 MAX_DETECTIONS, SCORE, IOU = 7, 0.3, 0.5
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, needle):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith("Error: ")
-    assert needle in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("args, needle", [

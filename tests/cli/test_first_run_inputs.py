@@ -11,28 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from edgetailor.arch import layers, spec as spec_module, zoo
-from edgetailor.cli.main import main
 from edgetailor.data import folders
 from edgetailor.errors import DatasetError, ProfileError, SpecError
 from edgetailor.latency import profiles
 
+from cli_checks import assert_one_line_error, invoke
+
 DET = Path(__file__).parents[1] / "fixtures" / "det"
 # million-channel convolutions: 12 T parameters (the build ran out of memory)
 HUGE = "res224 | conv_k3_s2_c32_re | ir_k3_e6_c1000000_re,ir_k3_e6_c1000000_re | head:pool"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, needle):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("Error: ")
-    assert needle in result.stderr, result.stderr
 
 
 def assert_usage_error(result, needle):

@@ -1,19 +1,6 @@
 """`--pretrained` mistakes: each one line (or click's usage error), nothing written, before any
 model is built."""
-from click.testing import CliRunner
-
-from edgetailor.cli.main import main
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, needle):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith("Error: ")
-    assert needle in result.stderr, result.stderr
+from cli_checks import assert_one_line_error, invoke
 
 
 def test_pretrained_needs_a_dataset_and_a_picked_family(tmp_path):

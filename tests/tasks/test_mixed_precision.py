@@ -2,33 +2,23 @@
 its budget, the pricing counts the boundaries the converter writes, and bad input is one line."""
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edgetailor.cli.main import main
 from edgetailor.data import shapes
 from edgetailor.errors import ProfileError
 from edgetailor.latency import profiles
+
+from cli_checks import assert_one_line_error, invoke
 
 TINY = "res32 | conv_k3_s2_c8_hs | ir_k3_s2_e3_c16_se0.25_hs | ir_k3_s1_e3_c16_re | head:pool"
 CLASSES = ("circle", "square")
 
 
-def _cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def _one_line_error(result, needle):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and needle in result.stderr
-
-
 def test_a_bundle_is_not_a_model(tmp_path):
     (tmp_path / "bundle").mkdir()
     (tmp_path / "bundle" / "manifest.json").write_text("{}")
-    result = _cli("quantize-mix", tmp_path / "bundle", "--dataset", tmp_path, "--device", "host",
+    result = invoke("quantize-mix", tmp_path / "bundle", "--dataset", tmp_path, "--device", "host",
                   "--budget-ms", "1", "--out", tmp_path / "out")
-    _one_line_error(result, "holds converted models only")
+    assert_one_line_error(result, "holds converted models only")
     assert not (tmp_path / "out").exists()
 
 
@@ -38,7 +28,7 @@ def test_a_bundle_is_not_a_model(tmp_path):
 ])
 def test_bad_arguments_are_one_line(tmp_path, args, needle):
     (tmp_path / args[0]).write_text("x")
-    result = _cli("quantize-mix", tmp_path / args[0], "--dataset", tmp_path, "--device", "host", *args[1:],
+    result = invoke("quantize-mix", tmp_path / args[0], "--dataset", tmp_path, "--device", "host", *args[1:],
                   "--out", tmp_path / "out")
     assert result.exit_code != 0 and "Traceback" not in result.output and needle in result.output + result.stderr
     assert not (tmp_path / "out").exists()

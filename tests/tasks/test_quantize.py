@@ -3,34 +3,24 @@ quantization-aware training only past the threshold, and one-line errors for bad
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from edgetailor.cli.main import main
 from edgetailor.converters.base import MOBILENET  # the builder models' input normalisation
 from edgetailor.data import shapes
 from edgetailor.errors import SpecError
 from edgetailor.latency import profiles
 from edgetailor.specialize import QuantizeRequest, Request
 
+from cli_checks import assert_one_line_error, invoke
+
 # hard-swish, a squeeze-excite gate (Multiply, HardSigmoid) and an Identity: the layers tfmot's
 # registry does not know, in a model that converts in seconds
 TINY = "res32 | conv_k3_s2_c8_hs | ir_k3_s2_e3_c16_se0.25_hs | head:pool"
 
 
-def _cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def _one_line_error(result, needle):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and needle in result.stderr
-
-
 def test_quantize_without_a_dataset_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "bundle"
-    result = _cli("specialize", "--device", "pixel1", "--budget-ms", "4", "--quantize", "int8", "--out", out)
-    _one_line_error(result, "--quantize int8 needs --dataset")
+    result = invoke("specialize", "--device", "pixel1", "--budget-ms", "4", "--quantize", "int8", "--out", out)
+    assert_one_line_error(result, "--quantize int8 needs --dataset")
     assert "package --quantize int8 --calibration" in result.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
@@ -38,16 +28,16 @@ def test_quantize_without_a_dataset_is_one_line_and_writes_nothing(tmp_path):
 @pytest.mark.parametrize("threshold", ["150", "-100.5", "nan"])
 def test_qat_threshold_out_of_range_is_one_line(tmp_path, threshold):
     out = tmp_path / "bundle"
-    result = _cli("specialize", "--device", "pixel1", "--budget-ms", "4", "--dataset", tmp_path,
+    result = invoke("specialize", "--device", "pixel1", "--budget-ms", "4", "--dataset", tmp_path,
                   "--quantize", "int8", "--qat-threshold", threshold, "--out", out)
-    _one_line_error(result, "--qat-threshold must be percentage points from -100 to 100")
+    assert_one_line_error(result, "--qat-threshold must be percentage points from -100 to 100")
     assert not out.exists()
 
 
 def test_qat_options_need_quantize(tmp_path):
-    result = _cli("specialize", "--device", "pixel1", "--budget-ms", "4", "--dataset", tmp_path,
+    result = invoke("specialize", "--device", "pixel1", "--budget-ms", "4", "--dataset", tmp_path,
                   "--qat-epochs", "3", "--out", tmp_path / "bundle")
-    _one_line_error(result, "--qat-threshold and --qat-epochs apply to --quantize int8")
+    assert_one_line_error(result, "--qat-threshold and --qat-epochs apply to --quantize int8")
 
 
 def test_quantize_requests_are_checked(tmp_path):
