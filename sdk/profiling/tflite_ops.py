@@ -4,7 +4,8 @@ Converting a Keras model takes seconds (~5 s even for one block); writing the fl
 op takes well under a millisecond, so thousands of ops can be timed in a minute or two. Each
 ``Op`` of the layer walk becomes the same TFLite builtin(s) the converter emits for it
 (CONV_2D / DEPTHWISE_CONV_2D with BatchNorm folded and relu/relu6 fused, HARD_SWISH, LOGISTIC +
-MUL for swish, MEAN for global pooling, ...), with random float32 weights.
+MUL for swish, GELU, MEAN for global pooling, ...), with random float32 weights; the hybrid
+(attention) ops' models are in ``hybrid_tflite_ops``.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
 from edgetailor.arch.layers import Op
+from edgetailor.profiling.hybrid_tflite_ops import HYBRID_OP_KINDS, hybrid_ops
 
 B = schema.BuiltinOperator
 _FUSED = {"relu": schema.ActivationFunctionType.RELU, "relu6": schema.ActivationFunctionType.RELU6}
@@ -89,6 +91,10 @@ def _conv(g: _Graph, x: int, op: Op, groups_input_channels: int) -> int:
 
 def _activation(g: _Graph, x: int, shape, act: str) -> int:
     """Activations TFLite does not fuse into the conv."""
+    if act == "gelu":  # exact (erf) GELU, as Keras' "gelu" converts
+        y = g.tensor(shape)
+        g.op(B.GELU, [x], [y], schema.BuiltinOptions.GeluOptions, schema.GeluOptionsT())
+        return y
     if act == "hswish":
         y = g.tensor(shape)
         g.op(B.HARD_SWISH, [x], [y])
@@ -113,8 +119,11 @@ def _activation(g: _Graph, x: int, shape, act: str) -> int:
 
 
 def op_model(op: Op) -> bytes:
-    """A TFLite model computing ``op`` on a [1, H, W, C] float32 input."""
+    """A TFLite model computing ``op`` on a [1, H, W, C] float32 input (a hybrid op: on the
+    input(s) ``hybrid_tflite_ops`` gives it)."""
     g = _Graph()
+    if op.kind in HYBRID_OP_KINDS:  # layer norm, softmax, attention's products, ...
+        return g.to_bytes(*hybrid_ops(g, op))
     x = g.tensor([1, *op.in_shape])
     out_shape = [1, *op.out_shape]
     if op.kind == "conv" and op.groups == 1:
@@ -168,7 +177,7 @@ def op_model(op: Op) -> bytes:
     elif op.kind == "act" and op.act in ("relu", "relu6"):  # a pre-activation (NASNet), not fused
         y = g.tensor(out_shape)
         g.op(B.RELU if op.act == "relu" else B.RELU6, [x], [y])
-    elif op.kind == "act" and op.act in ("hswish", "sigmoid", "swish", "hsigmoid"):
+    elif op.kind == "act" and op.act in ("hswish", "sigmoid", "swish", "hsigmoid", "gelu"):
         y = _activation(g, x, out_shape, op.act)
     elif op.kind == "shift":  # NASNet's factorized reduction: PAD bottom/right, then SLICE off row/col 0
         h, w, c = op.in_shape
