@@ -557,13 +557,14 @@ def build(arch: str, out_path: Path, resolution: int | None, width: float | None
 def _register_commands() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
     from edgetailor.cli.android import android_bench
+    from edgetailor.cli.blocks import blocks_group
     from edgetailor.cli.convert import convert, inspect, package
     from edgetailor.cli.search import scale_command, search_command
     from edgetailor.cli.quantize_mix import quantize_mix
     from edgetailor.cli.supernet import supernet_group
 
     for command in (android_bench, search_command, scale_command, convert, package, inspect, supernet_group,
-                    quantize_mix):
+                    quantize_mix, blocks_group):
         main.add_command(command)
 
 
