@@ -17,6 +17,7 @@ from typing import Callable
 from edgetailor import tasks
 from edgetailor._io import check_output_folder, write_atomically
 from edgetailor.choose.candidate import check_budget
+from edgetailor.supernet import searches
 from edgetailor.tasks.base import QuantizeRequest, Request, SearchRequest, Task  # noqa: F401  the request types, importable here
 
 __all__ = ["QuantizeRequest", "Request", "SearchRequest", "specialize", "specialize_targets"]
@@ -28,7 +29,11 @@ def specialize(request: Request, progress: Callable[[str], None] | None = None,
 
     ``progress`` receives one line per step; ``quiet`` keeps the converters' native log lines off
     stderr."""
-    if request.supernet is not None:
+    if request.search is not None and request.search.strategy in searches.STRATEGIES:
+        from edgetailor.supernet.dnas_specialize import FromSearch  # FBNet, ProxylessNAS, LightNAS, ...
+
+        task = FromSearch(request.supernet, request.finetune)
+    elif request.supernet is not None:
         from edgetailor.supernet.specialize import FromSupernet
 
         task = FromSupernet(request.supernet, request.finetune)

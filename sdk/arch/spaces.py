@@ -178,6 +178,20 @@ SPACES: dict[str, Space] = {space.name: space for space in [
            StageDef(12, 2, (2, 3, 4), tuple(t.replace("_re", "_hse0.25_re")
                                            for t in _per_layer((3, 5, 7), (3, 4, 6), "re")))),
           "conv_k1_c288_hs,pool,fc_c384_hs", resolutions=(40, 48)),
+    # supernet_macro.py ``single_path_search`` at dstamoulis/single-path-nas@21c1f3e9c790e591749c0fb861bff3737b6d5fc7:
+    # a fixed k3 e1 block, five stages of 4 searchable layers (k3/k5 x e3/e6, skip except the first layer of a
+    # stage: here a depth of 1-4, a skipped layer being the identity) and a fixed k3 e6 block before the head
+    Space("single_path", "Single-Path NAS space (Stamoulis et al. 2019, Fig. 2): MobileNetV2 macro-architecture, "
+          "per layer MBConv kernel 3/5 x expand 3/6 or skip (depth 1-4 per stage), relu",
+          "conv_k3_s2_c32_re,ir_k3_e1_c16_re",
+          tuple(StageDef(c, s, (1, 2, 3, 4), _per_layer((3, 5), (3, 6), "re")) for c, s in
+                [(24, 2), (40, 2), (80, 2), (96, 1), (192, 2)]) + (StageDef(320, 1, (1,), ("ir_k3_e6_re",)),),
+          "conv_k1_c1280_re,pool"),
+    Space("single_path_proxy", "single_path's choices on three narrow stages at 32-48 px: a Single-Path NAS or "
+          "PruNet search that runs in minutes on a CPU",
+          "conv_k3_s2_c8_re,ir_k3_e1_c8_re",
+          tuple(StageDef(c, 2, (1, 2, 3), _per_layer((3, 5), (3, 6), "re")) for c in (16, 24, 40)),
+          "conv_k1_c128_re,pool", resolutions=(32, 40, 48)),
 ]}
 
 

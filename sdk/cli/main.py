@@ -224,10 +224,12 @@ def describe(arch: str, resolution: int | None, width: float | None, num_classes
 @click.option("--trials", type=click.IntRange(1, 100000), default=20, show_default=True,
               help="With --search: completed trials.")
 @click.option("--strategy", default="nsga2", show_default=True,
-              help="With --search: random, nsga2, tpe or rl.")
+              help="With --search: random, nsga2, tpe or rl; or fbnet, proxyless, lightnas (a weight-sharing "
+                   "search on --dataset for --epochs; the weights are inherited).")
 @click.option("--supernet", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A trained supernet checkpoint (`edgetailor supernet train`): search its sub-networks "
-                   "and ship one with inherited weights and its measured accuracy.")
+                   "and ship one with inherited weights and its measured accuracy. With a weight-sharing "
+                   "--strategy: the search's folder (`edgetailor search --out`), reused or continued.")
 @click.option("--finetune", type=click.IntRange(0, 1000), default=0, show_default=True,
               help="With --supernet: fine-tune the extracted sub-network for this many epochs.")
 @click.option("--targets", "targets_text",
@@ -287,8 +289,10 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
         return
     if device is None or budget_ms is None:
         fail("specialize needs --device and --budget-ms (or --supernet with --targets)")
-    if finetune and supernet is None:
-        fail("--finetune applies to --supernet (a picked or searched model trains with --dataset/--epochs)")
+    weight_sharing = search_space is not None and _weight_sharing(strategy)
+    if finetune and supernet is None and not weight_sharing:
+        fail("--finetune applies to --supernet or a weight-sharing --strategy (a picked or searched model "
+             "trains with --dataset/--epochs)")
     request = Request(
         profile=load_profile(device), budget_ms=budget_ms, out_dir=out_dir, task=task, dataset=dataset,
         epochs=epochs, labels=tuple(read_labels(labels_path)) if labels_path else None,
@@ -338,6 +342,12 @@ def _echo_quantization(summary: dict) -> None:
     qat = "" if q["qat"] is None else f", quantization-aware {q['qat']['value']:g}"
     click.echo(f"int8 TFLite ({q['int8']['method']}): {q['metric']} {q['int8']['value']:g} against float32 "
                f"{q['float']['value']:g} ({-q['drop_pp']:+g} pp; post-training {q['ptq']['value']:g}{qat})")
+
+
+def _weight_sharing(strategy: str) -> bool:
+    from edgetailor.cli.supernet_search import is_weight_sharing
+
+    return is_weight_sharing(strategy)
 
 
 def _specialize_targets(supernet: Path | None, targets_text: str, device, budget_ms, finetune: int,

@@ -45,7 +45,10 @@ def _evaluator(accuracy: str, dataset: Path | None, epochs: int, resolution: int
               help="Search space: mnasnet, proxyless, fbnet or ofa_mbv3.")
 @click.option("--device", required=True, help="Profile name (see `edgetailor devices`) or file.")
 @click.option("--budget-ms", type=FiniteFloatRange(), help="Latency budget on the device (ms).")
-@click.option("--strategy", default="nsga2", show_default=True, help="random, nsga2, tpe or rl.")
+@click.option("--strategy", default="nsga2", show_default=True,
+              help="random, nsga2, tpe or rl (Optuna; one trained candidate per trial), or a weight-sharing "
+              "search: fbnet, proxyless, lightnas (one supernet; --epochs are its search epochs).")
+@click.option("--loss", "dnas_loss", help="With --strategy proxyless: mul#log (default) or add#linear.")
 @click.option("--objective", help="soft, hard or pareto [default: soft with --budget-ms, else pareto].")
 @click.option("--trials", type=click.IntRange(1, 100000), default=20, show_default=True,
               help="Completed trials the study should hold (a rerun finishes the rest).")
@@ -71,7 +74,7 @@ def _evaluator(accuracy: str, dataset: Path | None, epochs: int, resolution: int
 def search_command(ctx: click.Context, space: str, device: str, budget_ms: float | None, strategy: str,
                    objective: str | None, trials: int, accuracy_source: str, dataset: Path | None,
                    epochs: int, resolution: int, images: int, proxy_width: float, storage: str | None,
-                   study_name: str, seed: int, out_dir: Path, as_json: bool) -> None:
+                   study_name: str, seed: int, out_dir: Path, as_json: bool, dnas_loss: str | None = None) -> None:
     """Search a space for the most accurate model under a latency budget (or the Pareto front).
 
     Writes OUT/pareto.json, OUT/pareto.png, OUT/best.json and OUT/best_spec.txt; the study lives
@@ -85,6 +88,14 @@ def search_command(ctx: click.Context, space: str, device: str, budget_ms: float
       edgetailor search --device pixel1 --budget-ms 40 --storage sqlite:///shared.db \\
           --study team --out out/worker2
     """
+    from edgetailor.cli.supernet_search import is_weight_sharing, run_search
+
+    if is_weight_sharing(strategy):  # FBNet, ProxylessNAS, LightNAS, ...: edgetailor.supernet.searches
+        run_search(strategy, space, device, budget_ms, dataset, epochs, resolution, images, seed, out_dir,
+                   {"loss": dnas_loss} if dnas_loss else {}, as_json)
+        return
+    if dnas_loss:
+        fail("--loss applies to the weight-sharing searches (--strategy proxyless)")
     from edgetailor import _io
     from edgetailor.choose.search import engine as search, report as search_report, storage as search_storage
 
