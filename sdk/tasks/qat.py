@@ -103,12 +103,13 @@ def fine_tune_classifier(model: tf.keras.Model, images: np.ndarray, labels: np.n
 def fine_tune_detector(detector, data, epochs: int, learning_rate: float, batch_size: int = 32,
                        seed: int = 0, progress=None) -> list[dict]:
     """Train ``detector`` (its model quantization-aware) on detection ``data`` with the trainer's loss."""
-    from edgetailor.tasks.detection import train
+    from edgetailor.tasks.detection import heads, train
 
+    assign, head_losses = heads.own_training(detector.config)  # YOLOX's own; else the SSD matcher's
     x = train.resize_uint8(data.images, detector.resolution)
-    cls_t, box_t = train.targets(data, detector.anchors)
+    cls_t, box_t = train.targets(data, detector.anchors, assign=assign)
     step = train.training_step(detector.model, tf.keras.optimizers.legacy.Adam(learning_rate),
-                               detector.config.num_classes)
+                               detector.config.num_classes, head_losses=head_losses)
 
     return train.run_epochs(step, lambda idx: (x[idx], cls_t[idx], box_t[idx]), len(x), batch_size, epochs,
                             False, seed, ("cls_loss", "box_loss"), progress)

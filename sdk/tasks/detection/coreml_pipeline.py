@@ -46,9 +46,10 @@ def padded_width(classes: int) -> int:
     return -(-classes // CLASS_PAD) * CLASS_PAD
 
 
-def decode(codes, logits, anchors: np.ndarray, width: int):
+def decode(codes, logits, anchors: np.ndarray, width: int, config=None):
     """Box codes + logits -> (confidence ``[A, width]``: per-class sigmoid without the background,
-    zero-padded; coordinates ``[A, 4]``: normalized x_center, y_center, width, height)."""
+    zero-padded; coordinates ``[A, 4]``: normalized x_center, y_center, width, height).
+    ``config``: the head's, for heads that score otherwise (``heads.scores``; YOLOX)."""
     a = tf.constant(np.asarray(anchors, np.float32))
     sy, sx, sh, sw = box_coder.SCALES
     codes = codes[0]
@@ -56,7 +57,7 @@ def decode(codes, logits, anchors: np.ndarray, width: int):
     xc = codes[:, 1:2] / sx * a[:, 3:4] + a[:, 1:2]
     h = tf.exp(codes[:, 2:3] / sh) * a[:, 2:3]
     w = tf.exp(codes[:, 3:4] / sw) * a[:, 3:4]
-    confidence = tf.sigmoid(logits[0, :, 1:])
+    confidence = (tf.sigmoid(logits) if config is None else heads.scores(config, logits))[0, :, 1:]
     confidence = tf.pad(confidence, [[0, 0], [0, width - confidence.shape[-1]]])
     return confidence, tf.concat([xc, yc, w, h], axis=1)
 
@@ -71,7 +72,7 @@ def _decoder(detector, width: int):
     @tf.function(input_signature=[tf.TensorSpec([1, r, r, 3], tf.float32, name="image")])
     def serve(image):
         codes, logits = model(image, training=False)
-        return decode(codes, logits, anchors, width)
+        return decode(codes, logits, anchors, width, detector.config)
 
     program = image_program(serve.get_concrete_function(), r, ssdlite.NORM_MEAN, ssdlite.NORM_STD)
     spec = program.get_spec()

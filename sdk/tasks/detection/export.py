@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from edgetailor import _io as atomic
 from edgetailor.errors import ConversionError
-from edgetailor.tasks.detection import box_coder, coco_eval, coreml_pipeline, ssdlite
+from edgetailor.tasks.detection import box_coder, coco_eval, coreml_pipeline, heads, ssdlite
 from edgetailor.tasks.detection.postprocess import PostprocessConfig, float32
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
@@ -93,7 +93,7 @@ def _serving_module(detector, postprocess: PostprocessConfig) -> tf.Module:
     @tf.function
     def serve(image):
         codes, logits = model(image, training=False)
-        scores = tf.sigmoid(logits)
+        scores = heads.scores(detector.config, logits)  # the sigmoid; YOLOX: objectness x class
         if postprocess.class_aware:
             scores = best_class_only(scores)
         # TF OD API: "tf.function seems to reverse order" of the stub's outputs.

@@ -6,7 +6,8 @@ normalized ymin, xmin, ymax, xmax), ``labels`` (per image 0-based class indices)
 ``edgetailor.data.folders`` both qualify. Targets are assigned once in numpy (argmax matcher,
 IoU 0.5); the loss is sigmoid focal (alpha 0.75, gamma 2) or hard-negative-mined sigmoid
 cross-entropy (3 negatives per positive), plus smooth-L1 on matched box codes, both divided by
-the number of matched anchors.
+the number of matched anchors. A head with its own ``assign`` and ``losses`` trains by those
+(YOLOX-lite: centre-prior assignment, BCE on objectness and classes, L1 on the box offsets).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class Detector:
 
     model: tf.keras.Model
     spec: ArchSpec
-    config: ssdlite.SSDLiteConfig  # or efficientdet.EfficientDetConfig
+    config: ssdlite.SSDLiteConfig  # or efficientdet.EfficientDetConfig, yolox.YOLOXConfig
     classes: tuple[str, ...]
     history: list[dict] = dataclasses.field(default_factory=list)
 
@@ -61,7 +62,7 @@ class Detector:
             x = preprocess(images[start:start + batch_size], self.resolution)
             codes, logits = self.model(x, training=False)
             boxes = box_coder.decode(codes.numpy(), anchors)
-            scores = tf.sigmoid(logits[..., 1:])
+            scores = heads.scores(self.config, logits)[..., 1:]
             nms = tf.image.combined_non_max_suppression(
                 tf.constant(boxes[:, :, None, :]), scores, max_detections, max_detections,
                 iou_threshold, score_threshold, clip_boxes=True)
@@ -87,15 +88,17 @@ def resize_uint8(images: np.ndarray, resolution: int) -> np.ndarray:
     return np.clip(np.rint(resized.numpy()), 0, 255).astype(np.uint8)
 
 
-def targets(data, anchors: np.ndarray, flip: bool = False, iou_threshold: float = 0.5):
-    """Class ``[n, A]`` and box-code ``[n, A, 4]`` targets (horizontally flipped if ``flip``)."""
+def targets(data, anchors: np.ndarray, flip: bool = False, iou_threshold: float = 0.5, assign=None):
+    """Class ``[n, A]`` and box-code ``[n, A, 4]`` targets (horizontally flipped if ``flip``) by
+    ``assign(boxes, labels, anchors)`` (default: the SSD matcher at ``iou_threshold``)."""
+    assign = assign or (lambda b, l, a: box_coder.assign(b, l, a, iou_threshold))
     cls = np.zeros((len(data.boxes), len(anchors)), np.int32)
     box = np.zeros((len(data.boxes), len(anchors), 4), np.float32)
     for i, (boxes, labels) in enumerate(zip(data.boxes, data.labels)):
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         if flip:
             boxes = np.stack([boxes[:, 0], 1 - boxes[:, 3], boxes[:, 2], 1 - boxes[:, 1]], axis=1)
-        cls[i], box[i] = box_coder.assign(boxes, labels, anchors, iou_threshold)
+        cls[i], box[i] = assign(boxes, labels, anchors)
     return cls, box
 
 
@@ -137,15 +140,20 @@ def losses(cls_target, box_target, codes, logits, num_classes: int, loss: str = 
     return cls_loss, box_loss
 
 
-def training_step(model: tf.keras.Model, optimizer, num_classes: int, loss: str = "focal"):
-    """One compiled step on uint8 images and matched targets; returns (class loss, box loss)."""
+def training_step(model: tf.keras.Model, optimizer, num_classes: int, loss: str = "focal", head_losses=None):
+    """One compiled step on uint8 images and matched targets; returns (class loss, box loss).
+    ``head_losses(cls_target, box_target, codes, logits, num_classes)``: a head's own losses
+    (YOLOX's), replacing ``losses`` and ``loss``."""
 
     @tf.function
     def step(images, cls_target, box_target):
         images = (tf.cast(images, tf.float32) - ssdlite.NORM_MEAN) / ssdlite.NORM_STD
         with tf.GradientTape() as tape:
             codes, logits = model(images, training=True)
-            cls_loss, box_loss = losses(cls_target, box_target, codes, logits, num_classes, loss)
+            if head_losses is not None:
+                cls_loss, box_loss = head_losses(cls_target, box_target, codes, logits, num_classes)
+            else:
+                cls_loss, box_loss = losses(cls_target, box_target, codes, logits, num_classes, loss)
             total = cls_loss + box_loss
         optimizer.apply_gradients(zip(tape.gradient(total, model.trainable_variables),
                                       model.trainable_variables))
@@ -179,9 +187,11 @@ def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epo
     set_bn_momentum(model, bn_momentum)
     anchors = head.anchors(spec, config)
     x = resize_uint8(data.images, spec.resolution)
-    cls_t, box_t = targets(data, anchors)
+    # a head with its own assignment and losses (YOLOX) trains by them; ``loss`` is the SSD heads'
+    assign, head_losses = heads.own_training(config)
+    cls_t, box_t = targets(data, anchors, assign=assign)
     if flip:
-        cls_f, box_f = targets(data, anchors, flip=True)
+        cls_f, box_f = targets(data, anchors, flip=True, assign=assign)
         cls_t, box_t = np.concatenate([cls_t, cls_f]), np.concatenate([box_t, box_f])
     n = len(data.images)
     steps = max(1, n // batch_size)
@@ -189,7 +199,7 @@ def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epo
     # The legacy Adam applies one fused op per variable: tracing the train step takes half the
     # time of the new optimizer's, and tracing dominates a short CPU run.
     optimizer = tf.keras.optimizers.legacy.Adam(schedule)
-    step = training_step(model, optimizer, config.num_classes, loss)
+    step = training_step(model, optimizer, config.num_classes, loss, head_losses)
 
     def batch(idx):
         images = x[idx % n]
