@@ -25,7 +25,7 @@ from edgetailor.arch.blocks import block_steps
 from edgetailor.arch.spec import ArchSpec, decode_block
 from edgetailor.supernet.block import ElasticBlock
 from edgetailor.supernet.dnas_space import SKIP, DnasSpace
-from edgetailor.supernet.network import _fixed_blocks
+from edgetailor.supernet.network import _fixed_blocks, load_by_layer_name
 
 
 class SearchNet(tf.keras.Model):
@@ -105,11 +105,5 @@ class SearchNet(tf.keras.Model):
             _, k, e = slot.candidates[int(pick)]
             if k != SKIP:
                 weights.update(block.arrays(k, e))
-        for layer in model.layers:
-            if layer.weights:
-                if layer.name not in weights:
-                    raise RuntimeError(f"search supernet has no weights for the found layer {layer.name!r}")
-                layer.set_weights(weights.pop(layer.name))
-        if weights:
-            raise RuntimeError(f"found model lacks the search supernet's layers {sorted(weights)}")
+        load_by_layer_name(model, weights)
         return spec, model

@@ -141,13 +141,7 @@ class Supernet(tf.keras.Model):
         for blocks, slots, depth in zip(self.stages, self.elastic.stage_slots(), subnet.depths):
             for block, slot in list(zip(blocks, slots))[:depth]:
                 weights.update(block.arrays(code.kernels[slot], code.expands[slot]))
-        for layer in model.layers:
-            if layer.weights:
-                if layer.name not in weights:
-                    raise RuntimeError(f"supernet has no weights for the extracted layer {layer.name!r}")
-                layer.set_weights(weights.pop(layer.name))
-        if weights:
-            raise RuntimeError(f"extracted model lacks the supernet's layers {sorted(weights)}")
+        load_by_layer_name(model, weights)
         return spec, model
 
     def sort_channels(self, keep_groups: int = 0) -> None:
@@ -155,6 +149,20 @@ class Supernet(tf.keras.Model):
         for blocks in self.stages:
             for block in blocks:
                 block.sort_channels(keep_groups)
+
+
+def load_by_layer_name(model: tf.keras.Model, weights: dict[str, list]) -> None:
+    """Set every weighted layer of an extracted ``model`` from ``weights`` (layer name -> arrays, in
+    the layer's order). A layer without arrays, or arrays without a layer, is a bug, not a user's
+    mistake: the spec and the supernet were built from the same space."""
+    weights = dict(weights)
+    for layer in model.layers:
+        if layer.weights:
+            if layer.name not in weights:
+                raise RuntimeError(f"the supernet holds no weights for the extracted layer {layer.name!r}")
+            layer.set_weights(weights.pop(layer.name))
+    if weights:
+        raise RuntimeError(f"the extracted model lacks the supernet's layers {sorted(weights)}")
 
 
 def _fields(subnet):

@@ -28,7 +28,7 @@ from edgetailor.latency.profiles import DeviceProfile
 from edgetailor.latency.space import SpacePredictor
 from edgetailor.supernet.block import ElasticBlock
 from edgetailor.supernet.genome import Genomes, RowLatency
-from edgetailor.supernet.network import Supernet
+from edgetailor.supernet.network import Supernet, load_by_layer_name
 from edgetailor.supernet.ops import _padded
 from edgetailor.supernet.subnet import ElasticSpace, Subnet
 
@@ -194,13 +194,7 @@ def extract(net: Supernet, decision: Decision, resolution: int, classifier_activ
             old, moved = f"stage{s + 1}_{j}_", f"stage{s + 1}_{new}_"
             arrays = blocks[j].arrays(decision.kernels[slot], decision.expands[slot])
             weights.update({moved + name[len(old):]: value for name, value in arrays.items()})
-    for layer in model.layers:
-        if layer.weights:
-            if layer.name not in weights:
-                raise RuntimeError(f"supernet has no weights for the extracted layer {layer.name!r}")
-            layer.set_weights(weights.pop(layer.name))
-    if weights:
-        raise RuntimeError(f"extracted model lacks the supernet's layers {sorted(weights)}")
+    load_by_layer_name(model, weights)
     return spec, model
 
 
