@@ -41,6 +41,8 @@ class Step:
     G-GhostNet and NASNet add ``tail`` (the last ``channels``), ``sep`` (NASNet's separable conv:
     dw k x k with neither bias nor BN, then 1x1 to ``channels`` + BN) and ``shift`` (drop the
     first row and column, zero-pad after the last: the second path of a factorized reduction).
+    UniNet adds ``bn`` (BatchNorm alone, on a block's input) and ``mhsa`` (softmax attention of
+    ``groups`` heads on a q|k|v map, or on a q map and a k|v map of the same width).
     """
 
     op: str
@@ -183,11 +185,13 @@ def _same_width(block: Block, cin: int) -> None:
         raise SpecError(f"a stride-1 {block.kind} block keeps its channels ({cin} -> {block.channels})")
 
 
-def _mlp(name: str, cin: int, expand: float, src: str = "x") -> list[Step]:
-    """LN + Linear(e*c) + GELU + Linear(c) on tokens = 1x1 convs with biases (EdgeNeXt)."""
-    return [Step("ln", f"{name}norm", inputs=(src,), outputs=(src,)),
-            Step("conv", f"{name}pw1", int(cin * expand), act="gelu", bn=False, inputs=(src,), outputs=(src,)),
-            Step("conv", f"{name}pw2", cin, bn=False, inputs=(src,), outputs=(src,))]
+def _mlp(name: str, cin: int, expand: float, src: str = "x", dst: str = "") -> list[Step]:
+    """LN + Linear(e*c) + GELU + Linear(c) on tokens = 1x1 convs with biases (EdgeNeXt), from
+    ``src`` into ``dst`` (default: in place)."""
+    dst = dst or src
+    return [Step("ln", f"{name}norm", inputs=(src,), outputs=(dst,)),
+            Step("conv", f"{name}pw1", int(cin * expand), act="gelu", bn=False, inputs=(dst,), outputs=(dst,)),
+            Step("conv", f"{name}pw2", cin, bn=False, inputs=(dst,), outputs=(dst,))]
 
 
 def _residual(name: str = "", src: str = "x", dst: str = "in") -> list[Step]:
@@ -430,6 +434,78 @@ _KINDS.update({
     "act": lambda b, cin, div: [Step("act", "act", act=b.act)],
     "xblock": lambda b, cin, div: _xblock("", cin, b.channels, b.group_width, b.stride, "in", "x"),
     "gghost": _gghost,
+})
+
+
+# --- UniNet ------------------------------------------------------------------------------------
+# Sense-X/UniNet uninet.py @e7fbb3d (DWConvBlock, LocalDSM, LocalGlobalDSM, AttentionBlock) and
+# model_utils.py (SqueezeExcitation: make_divisible(mid // 4, 8), ReLU, relu6(x + 3) / 6 = ``hse0.25``).
+# As above, convolution biases followed by BN are left out (BN's beta absorbs them). Every block runs
+# at stride 1 (the reference passes stride=1 to each); the downsampling modules take the stride.
+def _dsm_shortcut(block: Block) -> list[Step]:
+    """A DSM's (and a widening uconv's) shortcut: 3x3 max pool (stride; none at stride 1 in a DSM),
+    1x1 with a bias, added to ``x``."""
+    pool = [Step("maxpool", "short_pool", kernel=3, stride=block.stride, inputs=("in",), outputs=("short",))]
+    if block.kind != "uconv" and block.stride == 1:
+        pool = []
+    src = "short" if pool else "in"
+    return pool + [Step("conv", "short_conv", block.channels, bn=False, inputs=(src,), outputs=("short",)),
+                   Step("add", "add", inputs=("x", "short"))]
+
+
+def _uconv(block: Block, cin: int, divisor: int) -> list[Step]:
+    """DWConvBlock: when int(c_in * e) differs from c_in, BN on the input then 1x1 expand + BN +
+    act; dw k x k + BN + act, [SE], 1x1 project + BN; identity shortcut, or the max-pool one."""
+    mid, steps = int(cin * block.expand), []
+    if mid != cin:
+        steps += [Step("bn", "pre_bn"), _conv("expand", mid, act=block.act)]
+    steps += [_dw("dw", block.kernel, act=block.act), *_se(block, cin, mid, divisor),
+              _conv("project", block.channels)]
+    if cin == block.channels:
+        return steps + [Step("add", "add", inputs=("x", "in"))]
+    return steps + _dsm_shortcut(block)
+
+
+def _heads_divide(block: Block, channels: int) -> None:
+    if channels % block.heads:
+        raise SpecError(f"{block.kind}: {block.heads} heads do not divide {channels} channels")
+
+
+def _lgdsm(block: Block, cin: int, divisor: int) -> list[Step]:
+    """LocalGlobalDSM: queries on the strided map (dw 3x3 + BN, 1x1, LN), keys and values on the
+    input (LN, 1x1 to 2c), softmax attention, 1x1 projection; + the DSM shortcut. No layer scale."""
+    c = block.channels
+    _heads_divide(block, c)
+    return [_dw("q_local", 3, block.stride, dst="q"),
+            Step("conv", "q_pw", c, bn=False, inputs=("q",), outputs=("q",)),
+            Step("ln", "q_norm", inputs=("q",), outputs=("q",)),
+            Step("ln", "kv_norm", inputs=("in",), outputs=("kv",)),
+            Step("conv", "kv", 2 * c, bn=False, inputs=("kv",), outputs=("kv",)),
+            Step("mhsa", "attend", groups=block.heads, inputs=("q", "kv")),
+            Step("conv", "proj", c, bn=False), *_dsm_shortcut(block)]
+
+
+def _mhsa(block: Block, cin: int, divisor: int) -> list[Step]:
+    """AttentionBlock (stride 1, same width): x + dw 3x3 (bias) of x; x + ls * proj(attention(qkv(
+    LN(x)))); x + ls * MLP(LN(x)) with hidden width int(c * e)."""
+    _same_width(block, cin)
+    _heads_divide(block, cin)
+    return [Step("dwconv", "pos", kernel=3, bn=False, outputs=("p",)),
+            Step("add", "pos_add", inputs=("x", "p")),
+            Step("ln", "attn_norm", outputs=("t",)),
+            Step("conv", "qkv", 3 * cin, bn=False, inputs=("t",), outputs=("t",)),
+            Step("mhsa", "attend", groups=block.heads, inputs=("t",), outputs=("t",)),
+            Step("conv", "proj", cin, bn=False, inputs=("t",), outputs=("t",)),
+            *_residual("attn_", "t", "x"),
+            *_mlp("mlp_", cin, block.expand, src="x", dst="m"), *_residual("mlp_", "m", "x")]
+
+
+_KINDS.update({
+    "uconv": _uconv,
+    "ldsm": lambda b, cin, div: [_dw("local", 3, b.stride), Step("conv", "local_pw", b.channels, bn=False),
+                                 *_dsm_shortcut(b)],
+    "lgdsm": _lgdsm,
+    "mhsa": _mhsa,
 })
 
 

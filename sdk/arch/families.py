@@ -497,3 +497,54 @@ register(ZooEntry("nasnet_a_mobile", "nasnet_a_mobile", Published(
     device_ms=((f"Pixel XL (Pixel 1's SoC), TFLite float, 1 thread, {_TFLITE_BENCH}", 210.8),
                (f"Pixel 2, TFLite float, 1 thread, {_TFLITE_BENCH}", 273.8),
                (f"iPhone 8, TFLite float, 1 thread, {_TFLITE_BENCH}", 60.3)))))
+
+# --- UniNet (Liu et al., ECCV 2022, arXiv:2207.05420; Sense-X/UniNet uninet.py @e7fbb3d) ---------
+# VisionTransformer(): stem conv 3x3 s2 to 32 + BN + GELU; six stages at strides [1, 2, 2, 2, 1, 2]:
+# stages 1-4 of DWConvBlocks (3x3, SE, GELU), stages 5-6 of AttentionBlocks (head dim 32, so heads =
+# c / 32); a LocalDSM before stages 2-4 and a LocalGlobalDSM before stages 5-6 (stage 5's at stride
+# 1); head conv 1x1 to 1280 + BN + GELU, global pool, linear. Per model: repeats, expansion, channels,
+# input size (UniNetB0 ... UniNetB4). UniNetB1 is UniNetB0's network at 224 px. B5 and B6 are defined
+# too, but the repository gives no FLOPs for them (their comments say "*"), so they are not entries.
+# Numeric conventions are this package's, not PyTorch's (no weights are imported): BN eps 1e-3, LN eps
+# 1e-6 (the reference: 1e-5 both), TF "same" padding, which at stride 2 on an even map pads max pooling
+# and the dw convs bottom/right only (the reference: one pixel each side). Shapes, parameters and MACs
+# are the same either way.
+_UNINET_CODE = "Sense-X/UniNet uninet.py @e7fbb3d"
+
+
+def _uninet(repeats: list[int], expansion: list[int], channels: list[int], resolution: int) -> str:
+    stages = []
+    for i, (r, e, c) in enumerate(zip(repeats, expansion, channels)):
+        times = f"_r{r}" if r > 1 else ""
+        if i < 4:  # 1/2 (stage 1), then 1/4, 1/8, 1/16
+            blocks = ([f"ldsm_s2_c{c}"] if i else []) + [f"uconv{times}_k3_e{e}_c{c}_hse0.25_ge"]
+        else:      # 1/16 (stride 1), 1/32
+            blocks = [f"lgdsm{'_s2' if i == 5 else ''}_c{c}_h{c // 32}", f"mhsa{times}_e{e}_c{c}_h{c // 32}"]
+        stages.append(",".join(blocks))
+    return (f"res{resolution} | conv_k3_s2_c32_ge | " + " | ".join(stages)
+            + " | head:conv_k1_c1280_ge,pool")
+
+
+# Figures: the uninet.py comment of each constructor ("# 11.451M, 0.555G, 160": parameters, fvcore
+# FlopCountAnalysis as in cal_flops.py @e7fbb3d, input px). fvcore counts one multiply-add as one
+# flop but also batch norm (2), layer norm (5) and pooling (1) per element, which our MACs leave out:
+# ours are 1.4-2.1 % lower, and within 0.1 % of the comments with those added; our parameters plus the
+# conv biases we fold into batch norms (B0: 1,360) round to the comments' figures (tests/arch/test_uninet.py).
+_UNINET_FVCORE = ("{code} Uni{cls} comment (params, fvcore FLOPs = MACs + norm and pooling elements, "
+                  "{res} px); no top-1 for it in the repository (README @81ef332 lists B1 only)")
+_UNINET = {  # repeats, expansion, channels, input px, params (M), fvcore MACs (M)
+    "uninet_b0": ([1, 2, 4, 4, 4, 8], [1, 4, 6, 3, 2, 5], [24, 48, 80, 128, 128, 256], 160, 11.451, 555),
+    "uninet_b2": ([2, 3, 6, 6, 6, 12], [1, 4, 6, 3, 2, 5], [24, 48, 80, 128, 128, 256], 256, 16.211, 2159),
+    "uninet_b3": ([2, 3, 7, 7, 7, 14], [1, 4, 6, 3, 2, 5], [24, 56, 96, 160, 160, 288], 288, 24.02, 4258),
+    "uninet_b4": ([2, 4, 9, 9, 9, 18], [1, 4, 6, 3, 2, 5], [32, 64, 112, 192, 192, 352], 320, 43.796, 9429),
+}
+for name, (repeats, expansion, channels, px, params, macs) in _UNINET.items():
+    cls = "Net" + name.split("_")[1].upper()
+    register_family(Family(name, _uninet(repeats, expansion, channels, px), dropout=0.0,
+                           reference=f"{_UNINET_CODE} (Uni{cls}); model_utils.py @e7fbb3d (SqueezeExcitation)"))
+    register(ZooEntry(name, name, Published(None, params, macs, _UNINET_FVCORE.format(
+        code=_UNINET_CODE, cls=cls, res=px)), resolution=px))
+register(ZooEntry("uninet_b1", "uninet_b0", Published(
+    81.0, 11.5, 1100, "Sense-X/UniNet README.md @81ef332 'Availble models' table (UniNet-B1: Params 11.5 M, "
+    "FLOPs 1.1 G, Top-1 81.0, 300 epochs; exp/b1/run.sh: 224 px); UniNetB1 in uninet.py @e7fbb3d is "
+    "UniNetB0's network at 224 px"), resolution=224))

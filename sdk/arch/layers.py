@@ -116,6 +116,8 @@ def _step_ops(step: Step, ins: list[Shape]) -> list[Op]:
                         bn=step.bn, bias=not step.bn)]
     if step.op == "dwconv":
         return [dwconv_op(shape, step.kernel, step.stride, step.act, step.bn)]
+    if step.op == "bn":  # BatchNorm alone: at inference a per-channel affine (UniNet's pre-norm)
+        return [Op("scale", shape, shape, bn=True, params=2 * c)]
     if step.op in HYBRID_STEP_OPS:
         return hybrid_step_ops(step, ins)
     if step.op == "se":
@@ -144,9 +146,9 @@ def _step_ops(step: Step, ins: list[Shape]) -> list[Op]:
     raise SpecError(f"no layer walk for step op {step.op!r}")
 
 
-# --- hybrid convolution-attention steps (EdgeNeXt, EfficientFormerV2) -------------------------
+# --- hybrid convolution-attention steps (EdgeNeXt, EfficientFormerV2, UniNet) -----------------
 HYBRID_STEP_OPS = ("ln", "scale", "act", "avgpool", "upsample", "posenc", "splitdw", "xca", "attend",
-                   "attend_down")
+                   "attend_down", "mhsa")
 POSENC_HIDDEN = 32  # Fourier features per axis (XCiT PositionalEncodingFourier hidden_dim=32, as EdgeNeXt)
 
 
@@ -157,17 +159,17 @@ def attention_bias_offsets(q_side: int, k_side: int) -> int:
     return len({abs(a * step - b) for a in range(q_side) for b in range(k_side)}) ** 2
 
 
-def attention_ops(heads: int, q: Shape, k: Shape, v: Shape, talking: bool) -> list[Op]:
+def attention_ops(heads: int, q: Shape, k: Shape, v: Shape, talking: bool, biases: bool = True) -> list[Op]:
     """EfficientFormerV2 attention on (q, k, v) maps, heads split from channels. MACs: q.k^T is
     N_q * N_k * key_dim per head; each talking-head 1x1 mixes heads at every (query, key): N_q * N_k
-    * heads^2; attn.v is N_q * N_k * v_dim per head. Params: the attention biases (heads x offsets)
-    and the talking heads' weights and biases."""
+    * heads^2; attn.v is N_q * N_k * v_dim per head. Params: the attention biases (heads x offsets;
+    none when ``biases`` is False: plain softmax attention) and the talking heads' weights and biases."""
     nq, nk = q[0] * q[1], k[0] * k[1]
     if q[2] % heads or v[2] % heads or q[2] != k[2] or k[:2] != v[:2] or q[0] != q[1] or k[0] != k[1]:
         raise SpecError(f"attention of {heads} heads cannot take q {q}, k {k}, v {v}")
     scores: Shape = (nq, nk, heads)
     ops = [Op("matmul", q, scores, kernel=q[2] // heads, groups=heads,
-              params=heads * attention_bias_offsets(q[0], k[0]), macs=nq * nk * q[2])]
+              params=heads * attention_bias_offsets(q[0], k[0]) if biases else 0, macs=nq * nk * q[2])]
     talk = [Op("matmul", scores, scores, kernel=heads, groups=heads, bias=True,
                params=heads * heads + heads, macs=nq * nk * heads * heads)] if talking else []
     ops += talk + [Op("softmax", scores, scores)] + talk
@@ -188,6 +190,23 @@ def xca_ops(heads: int, qkv: Shape) -> list[Op]:
             Op("matmul", (h, w, 2 * c), gram, kernel=n, groups=heads, params=heads, macs=c * d * n),
             Op("softmax", gram, gram),
             Op("matmul", gram, (h, w, c), kernel=d, groups=heads, macs=c * d * n)]
+
+
+def token_attention_ops(heads: int, ins: list[Shape]) -> list[Op]:
+    """UniNet's softmax attention on a q|k|v map of 3c channels, or on a q map of c channels and a
+    k|v map of 2c (queries on a strided map): ``attention_ops`` without biases or talking heads,
+    so q.k^T and attn.v are N_q * N_k * c MACs each."""
+    if len(ins) == 2:
+        q, kv = ins
+        if kv[2] != 2 * q[2]:
+            raise SpecError(f"attention needs a k|v map twice the queries' {q[2]} channels (got {kv[2]})")
+        k = (kv[0], kv[1], q[2])
+    else:
+        h, w, c3 = ins[0]
+        if c3 % 3:
+            raise SpecError(f"attention cannot split {c3} channels into q|k|v")
+        q = k = (h, w, c3 // 3)
+    return attention_ops(heads, q, k, k, talking=False, biases=False)
 
 
 def hybrid_step_ops(step: Step, ins: list[Shape]) -> list[Op]:
@@ -218,6 +237,8 @@ def hybrid_step_ops(step: Step, ins: list[Shape]) -> list[Op]:
         return ops + [_free("concat", (h, w, widths[0]), shape)]
     if step.op == "xca":
         return xca_ops(step.groups, shape)
+    if step.op == "mhsa":
+        return token_attention_ops(step.groups, ins)
     return attention_ops(step.groups, *ins, talking=step.op == "attend")
 
 

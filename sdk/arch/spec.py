@@ -38,6 +38,14 @@ gghost      G-Ghost stage of ``r`` >= 3 X blocks (GhostNets on Heterogeneous Dev
 nasnormal   NASNet-A normal cell of ``c`` filters per op (outputs 6c); reads the previous
             block's input too (see ``edgetailor.arch.blocks``)
 nasreduce   NASNet-A reduction cell of ``c`` filters per op, stride 2 (outputs 4c)
+uconv       UniNet convolution block: [BN, 1x1 to int(e * c_in) + BN + act], dw k x k + BN + act, [SE],
+            1x1 + BN; + input, or + a 1x1 (bias) of a 3x3 stride-1 max pool when the width changes
+ldsm        UniNet local downsampling module: dw 3x3 (stride) + BN, 1x1 (bias); + 1x1 (bias) of a
+            3x3 max pool (stride)
+lgdsm       UniNet local-global downsampling module: queries from dw 3x3 (stride) + BN, 1x1, LN; keys
+            and values from LN, 1x1 to 2c; ``h`` heads of softmax attention, 1x1; + ldsm's shortcut
+mhsa        UniNet transformer block: + dw 3x3 (bias) positions; LN, 1x1 to q|k|v, ``h`` heads of
+            softmax attention, 1x1, layer scale, +; LN, 1x1 e*c GELU, 1x1, layer scale, +
 ==========  ==============================================================================
 
 Tokens: ``r<int>`` repeats (default 1), ``k<int>`` kernel, ``s<int>`` stride of the first repeat
@@ -100,6 +108,11 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "gghost": ("repeats", "stride", "channels", "group_width"),
     "nasnormal": ("repeats", "channels"),
     "nasreduce": ("stride", "channels"),
+    # UniNet (convolution block, downsampling modules, transformer block)
+    "uconv": ("repeats", "kernel", "expand", "channels", "se", "act"),
+    "ldsm": ("stride", "channels"),
+    "lgdsm": ("stride", "channels", "heads"),
+    "mhsa": ("repeats", "expand", "channels", "heads"),
 }
 HEAD_ONLY = {"pool", "fc"}
 STAGE_KINDS = {"gghost"}  # one block instance whose repeats are the blocks inside it

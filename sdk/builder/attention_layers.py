@@ -1,4 +1,4 @@
-"""Keras layers of the hybrid convolution-attention blocks (EdgeNeXt, EfficientFormerV2).
+"""Keras layers of the hybrid convolution-attention blocks (EdgeNeXt, EfficientFormerV2, UniNet).
 
 Each holds exactly the parameters the layer walk counts for its step (``edgetailor.arch.layers``:
 ``hybrid_step_ops``) and lowers to TFLite builtins only (RESHAPE, TRANSPOSE, BATCH_MATMUL,
@@ -189,5 +189,41 @@ class Attention4D(tf.keras.layers.Layer):
         return {**super().get_config(), "heads": self.heads, "talking": self.talking}
 
 
+@tf.keras.saving.register_keras_serializable(_PACKAGE)
+class TokenAttention(tf.keras.layers.Layer):
+    """UniNet's softmax attention per head, softmax(q k^T / sqrt(d)) v, on a q|k|v map or on
+    (q map, k|v map) where the queries sit on a strided map (LocalGlobalDSM). Channels as PyTorch's
+    reshape(B, N, 3 (or 2), heads, d) lays them out: q|k|v parts, each head's d contiguous."""
+
+    def __init__(self, heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.heads = heads
+
+    def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            q, kv = inputs
+            k, v = tf.split(kv, 2, axis=-1)
+        else:
+            q, k, v = tf.split(inputs, 3, axis=-1)
+        _, rows, cols, c = q.shape
+        d, nq, nk = c // self.heads, rows * cols, k.shape[1] * k.shape[2]
+        q = tf.transpose(tf.reshape(q, [-1, nq, self.heads, d]), [0, 2, 1, 3])
+        k = tf.transpose(tf.reshape(k, [-1, nk, self.heads, d]), [0, 2, 3, 1])
+        v = tf.transpose(tf.reshape(v, [-1, nk, self.heads, d]), [0, 2, 1, 3])
+        attn = tf.nn.softmax(tf.matmul(q, k) * (d ** -0.5), axis=-1)
+        out = tf.transpose(tf.matmul(attn, v), [0, 2, 1, 3])  # [B, Nq, heads, d]
+        return tf.reshape(out, [-1, rows, cols, c])
+
+    def matrix_macs(self) -> int:
+        """q k^T and attn v: N_q x N_k x c each."""
+        shapes = [t.shape for t in self.input] if isinstance(self.input, (list, tuple)) else [self.input.shape]
+        q, kv = shapes[0], shapes[-1]
+        c = q[3] if len(shapes) == 2 else q[3] // 3
+        return 2 * q[1] * q[2] * kv[1] * kv[2] * c
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads}
+
+
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (SplitSizes, LayerScale, FourierPositions, CrossCovarianceAttention,
-                                                Attention4D)}
+                                                Attention4D, TokenAttention)}

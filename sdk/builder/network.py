@@ -111,6 +111,8 @@ def _step(step: Step, inputs: list, name: str, spec: ArchSpec) -> list:
         return [_act(L.DepthwiseConv2D(step.kernel, step.stride, padding, name=name)(x), step.act, f"{name}_act")]
     if step.op == "dwconv":
         return [_dw_bn(x, step.kernel, step.stride, step.act, name, spec)]
+    if step.op == "bn":  # BatchNorm alone (UniNet's norm on a block's input)
+        return [L.BatchNormalization(epsilon=spec.bn_eps, name=name)(x)]
     if step.op in HYBRID_STEP_OPS:
         return [_hybrid_step(step, inputs, name)]
     if step.op == "se":
@@ -177,6 +179,8 @@ def _hybrid_step(step: Step, inputs: list, name: str):
         return L.Concatenate(name=name)(out + parts[-1:])
     if step.op == "xca":
         return attention.CrossCovarianceAttention(step.groups, name=name)(x)
+    if step.op == "mhsa":
+        return attention.TokenAttention(step.groups, name=name)(inputs if len(inputs) > 1 else x)
     return attention.Attention4D(step.groups, talking=step.op == "attend", name=name)(inputs)
 
 

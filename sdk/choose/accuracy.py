@@ -35,7 +35,8 @@ class Point:
 
 
 # block kinds of families that are not on the mobile-CNN curve (see the module docstring)
-OFF_CURVE_KINDS = frozenset({"sdta", "convenc", "attn", "ffn", "gghost", "xblock", "nasnormal", "nasreduce"})
+OFF_CURVE_KINDS = frozenset({"sdta", "convenc", "attn", "ffn", "gghost", "xblock", "nasnormal", "nasreduce",
+                             "uconv", "ldsm", "lgdsm", "mhsa"})
 
 
 def published_points() -> list[Point]:

@@ -13,6 +13,7 @@ ONE_OF_EACH = {
     "nasnormal": "nasnormal_c16", "nasreduce": "nasreduce_s2_c16",
     "ln": "ln", "patch": "patch_s4_c16", "convenc": "convenc_k3_e4_c16", "sdta": "sdta_e4_c16_h4_sc2_pe",
     "ffn": "ffn_k3_e4_c16", "attn": "attn_s2_e4_c32_h2_kd8",
+    "uconv": "uconv_k3_e4_c24_hse0.25_ge", "ldsm": "ldsm_s2_c32", "lgdsm": "lgdsm_s2_c32_h2", "mhsa": "mhsa_e2_c16_h2",
 }
 
 
@@ -81,8 +82,8 @@ def test_walk_reports_the_widths_of_the_steps(name):
     """Each step becomes one walk op (four for squeeze-excite) of the step's width."""
     entry = zoo.ZOO[name]
     for layer in layers.walk(entry.spec, None):
-        if layer.block.kind in ("ln", "convenc", "sdta", "ffn", "attn"):
-            continue  # attention steps are several ops each: tests/arch/test_hybrid_blocks.py
+        if layer.block.kind in ("ln", "convenc", "sdta", "ffn", "attn", "lgdsm", "mhsa"):
+            continue  # attention steps are several ops each: tests/arch/test_hybrid_blocks.py, test_uninet.py
         ops = list(layer.ops)
         prev = layers.prev_state(layer.prev_shape, layer.in_shape)  # a NASNet cell's second input
         for step in blocks.block_steps(layer.block, layer.in_shape[2], entry.spec.divisor, prev):
@@ -98,7 +99,7 @@ def test_walk_reports_the_widths_of_the_steps(name):
                 del ops[:2]
                 continue
             op = ops.pop(0)
-            assert op.kind == {"keep": "split", "tail": "split"}.get(step.op, step.op)
+            assert op.kind == {"keep": "split", "tail": "split", "bn": "scale"}.get(step.op, step.op)
             if step.op == "conv":
                 assert (op.out_shape[2], op.kernel, op.stride, op.groups) == (
                     step.channels, step.kernel, step.stride, step.groups)
