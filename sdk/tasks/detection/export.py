@@ -1,10 +1,9 @@
 """Export SSDLite detectors: TFLite for the Task Library / MediaPipe, Core ML for Vision.
 
-TFLite (CONVENTIONS §2): the serving function runs the Keras model, applies the sigmoid, and
-calls a ``tf.function(experimental_implements='name: "TFLite_Detection_PostProcess" ...')`` stub
-on (box encodings, class scores, anchors); the converter legalizes it into the custom op, whose
-four outputs (locations ``[1, N, 4]``, classes ``[1, N]``, scores ``[1, N]``, num_detections
-``[1]``) are the model's outputs in that order; the input tensor is ``image``, as in the
+TFLite (CONVENTIONS §2): the network (the Keras model and the sigmoid) is converted, then the
+custom op is appended to the flatbuffer on (box encodings, class scores, anchors); its four
+outputs (locations ``[1, N, 4]``, classes ``[1, N]``, scores ``[1, N]``, num_detections ``[1]``)
+are the model's outputs in that order; the input tensor is ``image``, as in the
 classifier and segmenter. ObjectDetector metadata (input normalization 127.5/127.5, labels on the
 classes tensor) comes from tflite-support's metadata writer.
 
@@ -20,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from flatbuffers import flexbuffers
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
 
 from edgetailor import _io as atomic
 from edgetailor.errors import ConversionError
@@ -39,33 +41,22 @@ OUTPUTS = {
 OUTPUT_NAMES = tuple(OUTPUTS)
 
 
-def _postprocess_stub(num_classes: int, postprocess: PostprocessConfig):
+def postprocess_options(num_classes: int, postprocess: PostprocessConfig) -> bytes:
+    """The op's custom options (a flexbuffer map): the keys TF's kernel reads in ``Init``
+    (tensorflow/lite/kernels/detection_postprocess.cc), valued as the converter's legalization of
+    the TF Object Detection API's ``experimental_implements`` stub sets them."""
     sy, sx, sh, sw = box_coder.SCALES
-    attrs = {
-        "max_detections": f"i: {postprocess.max_detections}",
-        "max_classes_per_detection": "i: 1",
+    return bytes(flexbuffers.Dumps({
+        "max_detections": postprocess.max_detections,
+        "max_classes_per_detection": 1,
         # regular NMS: per class, at most max_detections each before the merge keeps the best
-        "detections_per_class": f"i: {postprocess.max_detections}",
-        "use_regular_nms": f"b: {str(postprocess.class_aware).lower()}",
-        # repr keeps every digit ("%f" made 1e-8 a threshold of 0)
-        "nms_score_threshold": f"f: {float(postprocess.score_threshold)!r}",
-        "nms_iou_threshold": f"f: {float(postprocess.iou_threshold)!r}",
-        "y_scale": f"f: {sy!r}", "x_scale": f"f: {sx!r}", "h_scale": f"f: {sh!r}", "w_scale": f"f: {sw!r}",
-        "num_classes": f"i: {num_classes}",
-    }
-    implements = " ".join([f'name: "{POSTPROCESS_OP}"'] +
-                          [f'attr {{ key: "{key}" value {{ {value} }} }}' for key, value in attrs.items()])
-
-    @tf.function(experimental_implements=implements)
-    def postprocess_op(box_encodings, class_scores, anchors):
-        # A stub: the converter replaces the whole function by the custom op.
-        boxes = tf.constant(0.0, tf.float32, name="boxes")
-        scores = tf.constant(0.0, tf.float32, name="scores")
-        classes = tf.constant(0.0, tf.float32, name="classes")
-        num = tf.constant(0.0, tf.float32, name="num_detections")
-        return boxes, classes, scores, num
-
-    return postprocess_op
+        "detections_per_class": postprocess.max_detections,
+        "use_regular_nms": postprocess.class_aware,
+        "nms_score_threshold": float(postprocess.score_threshold),
+        "nms_iou_threshold": float(postprocess.iou_threshold),
+        "y_scale": float(sy), "x_scale": float(sx), "h_scale": float(sh), "w_scale": float(sw),
+        "num_classes": num_classes,
+    }))
 
 
 def best_class_only(scores: tf.Tensor) -> tf.Tensor:
@@ -77,57 +68,71 @@ def best_class_only(scores: tf.Tensor) -> tf.Tensor:
     return tf.concat([background, tf.where(best, classes, -tf.ones_like(classes))], axis=-1)
 
 
-def _serving_module(detector, postprocess: PostprocessConfig) -> tf.Module:
-    """A module whose only trackables are the model's variables and the serving function.
+def _raw_outputs(detector, postprocess: PostprocessConfig):
+    """The detector up to the post-processing op, for one ``[1, R, R, 3]`` image: box encodings
+    ``[1, A, 4]`` and class scores ``[1, A, 1 + C]`` (the sigmoid; YOLOX: objectness x class)."""
+    model, r = detector.model, detector.resolution
 
-    Saving the Keras model itself would make the SavedModel writer trace every layer for Keras
-    metadata, which with the pure-Python protobuf that tflite-support pins takes minutes; the
-    variables alone save in seconds.
-    """
-    model = detector.model
-    anchors = tf.constant(detector.anchors, tf.float32)
-    postprocess_op = _postprocess_stub(detector.config.num_classes, postprocess)
-    module = tf.Module()
-    module.weights = list(model.variables)
-
-    @tf.function
+    @tf.function(input_signature=[tf.TensorSpec([1, r, r, 3], tf.float32, name=INPUT_NAME)])
     def serve(image):
         codes, logits = model(image, training=False)
-        scores = heads.scores(detector.config, logits)  # the sigmoid; YOLOX: objectness x class
+        scores = heads.scores(detector.config, logits)
         if postprocess.class_aware:
             scores = best_class_only(scores)
-        # TF OD API: "tf.function seems to reverse order" of the stub's outputs.
-        return postprocess_op(codes, scores, anchors)[::-1]
+        return codes, scores
 
-    module.serve = serve
-    return module
+    return serve.get_concrete_function()
 
 
-def _task_library_io(tflite_model: bytes) -> bytes:
-    """Make the model's outputs the post-processing op's outputs, in the op's order (locations,
-    classes, scores, num_detections): the order the Task Library and the metadata writer read;
-    and name its input tensor ``image`` (the converter calls it ``serving_default_image:0``)."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
+def _append_postprocess(tflite_model: bytes, anchors: np.ndarray, num_classes: int,
+                        postprocess: PostprocessConfig) -> bytes:
+    """Append ``TFLite_Detection_PostProcess`` to a converted detector: it reads the box
+    encodings, the class scores and the ``[A, 4]`` anchors (a constant); its four outputs become
+    the model's outputs in the op's order (locations, classes, scores, num_detections: the order
+    the Task Library and the metadata writer read), named ``OUTPUT_NAMES``; the input is named
+    ``image``."""
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_model))
-    codes = [c.customCode.decode() if isinstance(c.customCode, bytes) else c.customCode
-             for c in model.operatorCodes]
     graph = model.subgraphs[0]
-    ops = [op for op in graph.operators if codes[op.opcodeIndex] == POSTPROCESS_OP]
-    if len(ops) != 1:
-        raise RuntimeError(f"the converted detector has {len(ops)} {POSTPROCESS_OP} ops (expected 1)")
-    outputs = [int(i) for i in ops[0].outputs]
-    if sorted(outputs) != sorted(int(i) for i in graph.outputs):
-        raise RuntimeError(f"the detector's outputs are not the {POSTPROCESS_OP} outputs")
+    codes, scores = (int(i) for i in graph.outputs)  # the function's outputs, in order
+    expected = {codes: [1, len(anchors), 4], scores: [1, len(anchors), num_classes + 1]}
+    if any(list(graph.tensors[i].shape) != shape for i, shape in expected.items()):
+        raise RuntimeError("the converted detector's outputs are not [1, A, 4] box encodings and "
+                           "[1, A, 1 + C] class scores")
+    inputs = [codes, scores, _add_tensor(model, [len(anchors), 4], anchors)]
+    n = postprocess.max_detections
+    outputs = [_add_tensor(model, shape, name=name) for shape, name in zip(([1, n, 4], [1, n], [1, n], [1]),
+                                                                           OUTPUT_NAMES)]
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = POSTPROCESS_OP
+    code.version = 1
+    model.operatorCodes.append(code)
+    op = schema.OperatorT()
+    op.opcodeIndex = len(model.operatorCodes) - 1
+    op.inputs, op.outputs = inputs, outputs
+    op.customOptions = list(postprocess_options(num_classes, postprocess))
+    op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+    graph.operators.append(op)
     graph.outputs = outputs
-    for name, index in zip(OUTPUT_NAMES, outputs):
-        graph.tensors[index].name = name
     (image,) = graph.inputs
     graph.tensors[image].name = INPUT_NAME
-    for signature in model.signatureDefs or []:
-        by_tensor = {t.tensorIndex: t for t in signature.outputs}
-        signature.outputs = [by_tensor[i] for i in outputs if i in by_tensor]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _add_tensor(model, shape: list[int], data: np.ndarray | None = None, name: str = "anchors") -> int:
+    """A float32 tensor ``name`` in the model's first subgraph, constant when ``data`` is given;
+    its index."""
+    buffer = schema.BufferT()
+    if data is not None:
+        buffer.data = np.frombuffer(np.ascontiguousarray(data, np.float32).tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    tensor = schema.TensorT()
+    tensor.shape = np.array(shape, np.int32)
+    tensor.type = schema.TensorType.FLOAT32
+    tensor.buffer = len(model.buffers) - 1
+    tensor.name = name
+    model.subgraphs[0].tensors.append(tensor)
+    return len(model.subgraphs[0].tensors) - 1
 
 
 def to_tflite(detector, postprocess: PostprocessConfig = PostprocessConfig(),
@@ -138,21 +143,25 @@ def to_tflite(detector, postprocess: PostprocessConfig = PostprocessConfig(),
     Input ``[1, R, R, 3]`` named ``image``: float32 normalized to [-1, 1]; with ``calibration``
     pixels ``[N, R, R, 3]`` the model is full-integer int8 and takes uint8 pixels (scale 1/127.5,
     zero point 127.5, i.e. raw 0..255), and the post-processing op, which has no integer kernel,
-    runs in float behind a DEQUANTIZE; the four outputs stay float32."""
-    r = detector.resolution
-    module = _serving_module(detector, postprocess)
-    signature = module.serve.get_concrete_function(tf.TensorSpec([1, r, r, 3], tf.float32, name=INPUT_NAME))
-    # Through a SavedModel: the converter legalizes the experimental_implements stub only there.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([signature], module)
+    runs in float behind a DEQUANTIZE; the four outputs stay float32.
+
+    The network is converted as the classifiers are (its concrete function frozen directly), and
+    the op is then appended to the flatbuffer. The converter's own route to the op (a
+    ``tf.function`` stub with ``experimental_implements``, legalized only through a SavedModel)
+    spent ~90 % of a detector's conversion saving and reloading that SavedModel through the
+    pure-Python protobuf (a tiny EfficientDet-Lite: 340 of 375 s under load)."""
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_raw_outputs(detector, postprocess)],
+                                                                detector.model)
+    converter.experimental_lower_to_saved_model = False
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    converter.allow_custom_ops = True  # harmless; older converters insist
     if calibration is not None:
         from edgetailor.converters.base import Normalization
         from edgetailor.converters.tflite import full_integer
 
         full_integer(converter, calibration, Normalization(ssdlite.NORM_MEAN, ssdlite.NORM_STD),
-                     "uint8", "float32", custom_ops=True)
-    return _task_library_io(converter.convert())
+                     "uint8", "float32")
+    network = converter.convert()
+    return _append_postprocess(network, detector.anchors, detector.config.num_classes, postprocess)
 
 
 def with_metadata(tflite_model: bytes, labels: list[str] | tuple[str, ...]) -> bytes:
