@@ -26,7 +26,7 @@ test: setup  # two pytest workers, each file on one worker (its module fixtures 
 	@bash tools/postgres-for-tests.sh
 	@bash tools/ofa-venv.sh
 	@PYTHON=$(PYTHON) bash tools/client-venvs.sh
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30
 
 test-fast: setup  # the suite without the tests that train or convert models (marked slow)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"

@@ -18,7 +18,7 @@ setup(
     package_dir={"edgetailor": "sdk", **{f"edgetailor.{name}": folder for name, folder in TOP_LEVEL.items()}},
     packages=["edgetailor", *(f"edgetailor.{room}" for room in find_packages("sdk")),
               *(f"edgetailor.{name}" for name in TOP_LEVEL)],
-    package_data={"edgetailor.device_profiles": ["*.json"], "edgetailor.bundle.client_runtimes": ["*.txt"]},
+    package_data={"edgetailor.device_profiles": ["*.json", "ops/*.json"], "edgetailor.bundle.client_runtimes": ["*.txt"]},
     install_requires=[
         "tensorflow-cpu==2.15.1",
         "tflite-support==0.4.4",
@@ -38,6 +38,13 @@ setup(
         "tensorflow-model-optimization==0.7.5",
         "dm-tree==0.1.10",
         "absl-py==1.4.0",
+        # the kernel-level host predictor's fitting only (random forest, gradient boosting); the
+        # fitted trees are stored as arrays and predicted by numpy. 1.5.2 keeps numpy 1.26.4 and
+        # scipy 1.11.4 (checked with pip install scikit-learn==1.5.2 into the venv)
+        "scikit-learn==1.5.2",
+        "joblib==1.6.0",
+        "threadpoolctl==3.8.0",
+        "cloudpickle==3.1.3",
     ],
     extras_require={"test": ["pytest==9.2.0", "hypothesis==6.170.17", "pytest-xdist==3.8.0", "execnet==2.1.2"]},
     entry_points={"console_scripts": ["edgetailor = edgetailor.cli.main:main"]},

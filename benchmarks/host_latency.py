@@ -1,6 +1,15 @@
 """The honest check of the host profile: predicted vs measured end-to-end TFLite latency.
 
     python benchmarks/host_latency.py --space mnasnet --archs 50 [--work out/host_bench]
+    python benchmarks/host_latency.py --all-spaces --archs 5 --seed 0 --profile host.json
+
+``--all-spaces``: random architectures of the four search spaces (--archs each) at random
+resolutions, plus every zoo family at a width and resolution other than its published ones (drawn
+with --seed). ``--profile`` takes a profile ``edgetailor profile measure --kernels`` built; the
+table then prints the op-table prediction and the kernel predictor's side by side, and the time
+each takes to predict one model. Measured latency is best-of (the minimum over >= 20 runs; with
+one thread, the invoking thread's CPU time), the figure least spoiled by other processes on a
+shared machine.
 
 Phase 1 (slow, 25-100 s per model, cached in --work): draws --archs random architectures of
 the space plus the zoo models at <= 300 px (``--zoo-models family``: one per family), builds
@@ -40,6 +49,37 @@ def _targets(space_name: str, archs: int, seed: int, zoo_models: str) -> list[tu
     return out + [(e.name, e.spec) for e in entries]
 
 
+def _mixed_targets(archs: int, seed: int) -> list[tuple[str, object]]:
+    """Random architectures of every kernel-sampled space at random resolutions, and each zoo
+    family once at an unpublished width and resolution."""
+    from edgetailor.profiling.kernels import RESOLUTIONS, SPACES, WIDTHS
+    from edgetailor.errors import SpecError
+    import dataclasses
+
+    rng = np.random.default_rng(seed + 7)
+    out = []
+    for name in SPACES:
+        space = spaces.get(name)
+        for i, row in enumerate(space.sample(rng, archs)):
+            resolution = int(rng.choice(RESOLUTIONS))
+            out.append((f"{name}-r{resolution}-{seed}-{i:02d}",
+                        dataclasses.replace(space.decode(row), resolution=resolution)))
+    for family in sorted({e.family for e in zoo.entries()}):
+        published = {(e.width, e.resolution) for e in zoo.entries() if e.family == family}
+        for _ in range(20):  # a width/resolution pair the family does not publish, that builds
+            width, resolution = float(rng.choice(WIDTHS)), int(rng.choice(RESOLUTIONS))
+            if (width, resolution) in published:
+                continue
+            try:
+                spec = zoo.resolve(family, width, resolution).spec
+                walk(spec)
+            except SpecError:
+                continue
+            out.append((f"{family}-w{width:g}-r{resolution}", spec))
+            break
+    return out
+
+
 def convert_all(targets, work: Path) -> None:
     from edgetailor.builder import network as builder
     from edgetailor.converters.tflite import to_tflite
@@ -65,11 +105,22 @@ def main() -> None:
                         help="converted models (another seed) timed whole to scale op timings")
     parser.add_argument("--zoo-models", choices=("all", "family"), default="all",
                         help="every zoo model at <= 300 px, or one per family")
+    parser.add_argument("--all-spaces", action="store_true",
+                        help="the four spaces at random resolutions + every family at unpublished sizes")
+    parser.add_argument("--profile", type=Path,
+                        help="a host profile (with --kernels) to check instead of measuring one here")
+    parser.add_argument("--only", help="comma-separated: keep only the targets whose name contains one of these")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    targets = _targets(args.space, args.archs, args.seed, args.zoo_models)
+    targets = _mixed_targets(args.archs, args.seed) if args.all_spaces else \
+        _targets(args.space, args.archs, args.seed, args.zoo_models)
+    if args.only:
+        targets = [t for t in targets if any(part in t[0] for part in args.only.split(","))]
     convert_all(targets, args.work)
     if args.convert_only:
+        return
+    if args.profile:
+        compare(targets, profiles.load_file(args.profile), args.work, args.threads)
         return
     from edgetailor.profiling.timing import time_tflite
 
@@ -104,6 +155,56 @@ def main() -> None:
               f"within ±10%: {np.mean(np.abs(errs) <= 10):.0%}  bias {np.mean(errs):+.1f}%")
     (args.work / "results.json").write_text(json.dumps(
         [{"model": n, "predicted_ms": p, "measured_ms": m} for n, p, m, _ in rows], indent=1))
+
+
+def _predict_us(predict, spec, repeats: int = 5) -> tuple[float, float]:
+    """A prediction in ms and the best time it took, in microseconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        ms = predict(spec)
+        best = min(best, time.perf_counter() - started)
+    return ms, best * 1e6
+
+
+def compare(targets, profile, work: Path, threads: int) -> None:
+    """The op-table prediction and the kernel predictor's, against best-of measured latency."""
+    import dataclasses
+    import os
+
+    from edgetailor.profiling.kernels_fit import best_ms
+
+    if profile.kernels is None:
+        raise SystemExit(f"{profile.path} has no kernel predictor: build it with profile measure --kernels")
+    op_profile = dataclasses.replace(profile, kernels=None)
+    rows = []
+    for name, spec in targets:
+        measured = best_ms((work / f"{name}.tflite").read_bytes(), threads, warmup=5, runs=20, min_seconds=0.3)
+        op_ms, op_us = _predict_us(lambda s: op_profile.predict(s).total_ms, spec)
+        kernel_ms, kernel_us = _predict_us(lambda s: profile.predict(s).total_ms, spec)
+        fallback = sum(l.source != "kernels" for l in profile.predict(spec).layers)
+        rows.append((name, measured, op_ms, kernel_ms, op_us, kernel_us, fallback))
+    print(f"profile {profile.name}; load {os.getloadavg()[0]:.2f} (1 min) at the end; measured = best of >= 20 "
+          "runs (1 thread: CPU time of the invoking thread, as the kernels were timed)\n")
+    print("| model | measured ms | op tables ms | error | kernels ms | error | layers not by kernels |")
+    print("|---|---|---|---|---|---|---|")
+    for name, m, o, k, _, _, fallback in rows:
+        print(f"| {name} | {m:.2f} | {o:.2f} | {100 * (o / m - 1):+.1f}% | {k:.2f} | {100 * (k / m - 1):+.1f}% | {fallback} |")
+    groups = {"spaces": [r for r in rows if "-r" in r[0] and "-w" not in r[0]],
+              "zoo families": [r for r in rows if "-w" in r[0]], "all": rows}
+    print("\n| models | n | op tables within ±10% | mean abs | kernels within ±10% | mean abs |")
+    print("|---|---|---|---|---|---|")
+    for label, group in groups.items():
+        if not group:
+            continue
+        op_err = np.array([abs(100 * (r[2] / r[1] - 1)) for r in group])
+        k_err = np.array([abs(100 * (r[3] / r[1] - 1)) for r in group])
+        print(f"| {label} | {len(group)} | {np.mean(op_err <= 10):.0%} | {op_err.mean():.1f}% | "
+              f"{np.mean(k_err <= 10):.0%} | {k_err.mean():.1f}% |")
+    print(f"\nprediction time per model (median): op tables {np.median([r[4] for r in rows]):.0f} us, "
+          f"kernels {np.median([r[5] for r in rows]):.0f} us")
+    (work / "compare.json").write_text(json.dumps(
+        [{"model": r[0], "measured_ms": r[1], "op_tables_ms": r[2], "kernels_ms": r[3]} for r in rows], indent=1))
 
 
 if __name__ == "__main__":

@@ -434,10 +434,16 @@ def profile() -> None:
               help="Converted models timed whole to scale op timings to in-model timings "
                    "(0: op timings only; each conversion takes 5-40 s).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "int8"]), default="float32", show_default=True,
+              help="int8: time full-integer one-op models (int8 in and out); the profile prices int8 networks.")
+@click.option("--kernels", is_flag=True,
+              help="Also build the kernel-level predictor (OUT.kernels.npz, timings in OUT.kernels.jsonl; "
+                   "about 2,000 kernels, minutes): the profile then predicts with it.")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines (hidden by default).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, threads: int,
-                    end_to_end: int, seed: int, verbose: bool, as_json: bool) -> None:
+                    end_to_end: int, seed: int, precision: str, kernels: bool, verbose: bool,
+                    as_json: bool) -> None:
     """Measure this machine op by op with the TFLite interpreter and write a host profile.
 
     Interrupted runs resume: measurements go to OUT.measurements.jsonl as they are made.
@@ -450,6 +456,8 @@ def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, thre
     from edgetailor.converters.base import native_output_captured
     from edgetailor.profiling import host as host_profile
 
+    if kernels and precision != "float32":
+        fail("--kernels builds a float32 kernel predictor: drop --kernels or --precision int8")
     if space != "zoo":
         spaces.get(space)
     _io.check_output_file(out_path, replace=True)  # a rerun rewrites the profile from the journal
@@ -457,31 +465,46 @@ def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, thre
     journal = out_path.with_name(out_path.name + ".measurements.jsonl")
     created = _io.make_folders(out_path.parent)
     try:
-        done = host_profile.read_journal(journal, threads, say)  # before the bar: its line stays whole
+        done = host_profile.read_journal(journal, threads, say, precision)  # before the bar: its line stays whole
         with native_output_captured(not verbose):  # TFLite's delegate banner, printed once
-            overhead = host_profile._empty_model_ms(threads)
+            overhead = host_profile._empty_model_ms(threads, precision)
         with click.progressbar(length=len(ops), label=f"timing {len(ops)} ops", file=sys.stderr) as bar:
-            measured = host_profile.measure_ops(ops, journal, threads, bar.update, done)
+            measured = host_profile.measure_ops(ops, journal, threads, bar.update, done, precision)
     except BaseException:
         if not journal.exists():  # nothing measured: nothing to resume, nothing left behind
             _io.remove_folders(created)
         raise
-    document = host_profile.host_profile(ops, measured, overhead, threads, space)
+    document = host_profile.host_profile(ops, measured, overhead, threads, space, precision)
     if end_to_end and space != "zoo":
         with click.progressbar(length=end_to_end, label="timing converted models",
                                file=sys.stderr) as bar:
             document = host_profile.end_to_end_correction(
                 document, space, end_to_end, seed, threads,
-                out_path.with_name(out_path.name + ".models"), bar.update, quiet=not verbose)
+                out_path.with_name(out_path.name + ".models"), bar.update, quiet=not verbose, precision=precision)
+    if kernels:
+        import contextlib
+
+        from edgetailor.profiling import kernels_fit
+
+        @contextlib.contextmanager
+        def kernel_bar(label: str, total: int):
+            with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+                yield bar.update
+
+        document = kernels_fit.attach(document, out_path, threads, seed, kernel_bar, say)
     _io.write_json(out_path, document)
     summary = {"out": str(out_path), "name": document["name"], "ops": len(ops),
-               "error": document["error"]}
+               "error": document["error"], "kernel_predictor": document.get("kernel_predictor")}
     if as_json:
         emit_json(summary)
     else:
         fit_error = document["error"]["ops_model_in_sample"]["mape_pct"]
         click.echo(f"wrote {out_path}: {document['name']}, {len(ops)} ops measured "
                    f"(fitted fallback, in-sample error on ops {fit_error}%)")
+        if kernels:
+            entry = document["kernel_predictor"]
+            click.echo(f"kernel predictor: {entry['kernels_measured']} kernels measured, "
+                       f"{len(entry['held_out'])} kernel types, in {out_path.parent / entry['file']}")
 
 
 @profile.command("import")

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from edgetailor.latency import kernel_predictor
 from edgetailor.latency.cost import FEATURES, Breakdown, predict_layers
+from edgetailor.latency.kernel_predictor import KernelPredictor
 from edgetailor.arch.layers import walk
 from edgetailor.arch.spec import ArchSpec
 from edgetailor.errors import ProfileError
@@ -50,6 +52,7 @@ class DeviceProfile:
     calibration: tuple[dict, ...]
     path: str = ""
     digest: str = ""
+    kernels: KernelPredictor | None = None  # a host profile's kernel-level model, when measured
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DeviceProfile):
@@ -64,7 +67,11 @@ class DeviceProfile:
         return self.predict_layers(walk(spec, num_classes))
 
     def predict_layers(self, layers: list) -> Breakdown:
-        """Latency of a layer list (a backbone with a task head, say) on this device in ms."""
+        """Latency of a layer list (a backbone with a task head, say) on this device in ms; with a
+        kernel predictor, the sum of its kernels."""
+        if self.kernels is not None:
+            return kernel_predictor.predict_layers(self.kernels, layers, self.coefficients, self.table,
+                                                   self.expected_error_pct)
         return predict_layers(layers, self.coefficients, self.table, self.expected_error_pct)
 
     def summary(self) -> dict[str, Any]:
@@ -121,7 +128,29 @@ def from_dict(data: dict, where: str) -> DeviceProfile:
         table={k: float(v) for k, v in data["table"].items()}, error=data["error"],
         expected_error_pct=data["expected_error_pct"], provenance=tuple(data["provenance"]),
         calibration=tuple(data["calibration"]), path=where,
-        digest=hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest())
+        digest=hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest(),
+        kernels=_kernels(data, where))
+
+
+def _kernels(data: dict, where: str) -> KernelPredictor | None:
+    """The kernel predictor a profile names (``kernel_predictor.file``, beside the profile file),
+    checked against its recorded sha256."""
+    entry = data.get("kernel_predictor")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
+            or not isinstance(entry.get("sha256"), str):
+        raise ProfileError(f"{where}: field 'kernel_predictor' needs a 'file' and its 'sha256'")
+    path = Path(where).parent / entry["file"]
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        raise ProfileError(f"{where}: its kernel predictor {path} cannot be read; rebuild it with "
+                           "`edgetailor profile measure --kernels`") from None
+    if digest != entry["sha256"]:
+        raise ProfileError(f"{where}: {path} is not the kernel predictor this profile was built with "
+                           "(sha256 differs)")
+    return kernel_predictor.load(path)
 
 
 def load_file(path: str | Path) -> DeviceProfile:

@@ -7,6 +7,9 @@ interpreter (XNNPACK, fixed threads, warm-up, median). Measured ops go in the pr
 the op-feature coefficients are fitted on them for ops never measured; the per-inference
 constant is the interpreter's own ``invoke()`` cost, timed on an empty model.
 
+With ``precision="int8"`` every op is timed as a full-integer model (int8 in and out,
+``int8_tflite_ops``) and the profile prices int8 networks: its setting says int8.
+
 Measurements are appended to ``<out>.measurements.jsonl`` as they are made, so an interrupted
 run resumes where it stopped. A run killed mid-write (kill -9, a full disk) leaves its last line
 cut off: the next run drops that line (and measures its op again); a bad line anywhere else is
@@ -30,6 +33,19 @@ from edgetailor.latency.cost import FEATURES, fit, op_features, op_key
 from edgetailor.arch.layers import Op, walk
 from edgetailor.errors import ProfileError
 from edgetailor.latency.profiles import SCHEMA
+
+PRECISIONS = ("float32", "int8")
+
+
+def op_model_bytes(op: Op, precision: str = "float32") -> bytes:
+    """The one-op TFLite model of ``op`` in ``precision`` (float32, or int8 in and out)."""
+    if precision == "int8":
+        from edgetailor.profiling.int8_tflite_ops import int8_op_model
+
+        return int8_op_model(op)
+    from edgetailor.profiling.tflite_ops import op_model
+
+    return op_model(op)
 
 
 def cpu_name() -> str:
@@ -60,28 +76,31 @@ def collect_ops(space_name: str, archs: int, seed: int = 0, include_zoo: bool = 
     return [seen[key] for key in sorted(seen)]
 
 
-def _empty_model_ms(threads: int) -> float:
+def _empty_model_ms(threads: int, precision: str = "float32") -> float:
     """``invoke()`` of a model doing (almost) nothing: the per-inference constant."""
-    from edgetailor.profiling.tflite_ops import op_model
     from edgetailor.profiling.timing import time_tflite
 
     tiny = Op("add", (1, 1, 1), (1, 1, 1))
-    return time_tflite(op_model(tiny), threads, min_runs=200, min_seconds=0.2).median_ms
+    return time_tflite(op_model_bytes(tiny, precision), threads, min_runs=200, min_seconds=0.2).median_ms
 
 
 def _journal_entry(line: bytes) -> dict | None:
-    """One journal line as ``{"key", "ms", "threads"}``, or None when it is not one."""
+    """One journal line as ``{"key", "ms", "threads"[, "precision"]}`` (no precision: float32),
+    or None when it is not one."""
     try:
         entry = json.loads(line)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
         return None
     ok = (isinstance(entry, dict) and isinstance(entry.get("key"), str)
-          and isinstance(entry.get("ms"), (int, float)) and isinstance(entry.get("threads"), int))
+          and isinstance(entry.get("ms"), (int, float)) and isinstance(entry.get("threads"), int)
+          and entry.get("precision", "float32") in PRECISIONS)
     return entry if ok else None
 
 
-def read_journal(journal: Path, threads: int, say: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Op key -> median ms measured with ``threads`` threads, from the ``journal`` JSONL (if any).
+def read_journal(journal: Path, threads: int, say: Callable[[str], None] | None = None,
+                 precision: str = "float32") -> dict[str, float]:
+    """Op key -> median ms measured with ``threads`` threads in ``precision``, from the
+    ``journal`` JSONL (if any).
 
     A last line that is cut off or not a measurement (a killed run) is removed from the file, so
     that appending goes on from a whole line, and reported to ``say``; any other bad line is a
@@ -108,30 +127,31 @@ def read_journal(journal: Path, threads: int, say: Callable[[str], None] | None 
                 say(f"{journal}: dropped its cut-off last line {number} (an interrupted run); "
                     "its op is measured again")
             break
-        if entry["threads"] == threads:
+        if entry["threads"] == threads and entry.get("precision", "float32") == precision:
             done[entry["key"]] = entry["ms"]
     return done
 
 
 def measure_ops(ops: Iterable[Op], journal: Path, threads: int = 1,
                 progress: Callable[[int], None] | None = None,
-                done: dict[str, float] | None = None) -> dict[str, float]:
-    """Median ms of each op, appending new measurements to the ``journal`` JSONL; ``done`` is what
-    ``read_journal`` found there (read now when not given). The journal is made only once a
-    measurement is ready, so a run stopped before its first one leaves no file."""
-    from edgetailor.profiling.tflite_ops import op_model
+                done: dict[str, float] | None = None, precision: str = "float32") -> dict[str, float]:
+    """Median ms of each op in ``precision``, appending new measurements to the ``journal`` JSONL;
+    ``done`` is what ``read_journal`` found there (read now when not given). The journal is made
+    only once a measurement is ready, so a run stopped before its first one leaves no file."""
     from edgetailor.profiling.timing import time_tflite
 
-    done = read_journal(journal, threads) if done is None else dict(done)
+    done = read_journal(journal, threads, precision=precision) if done is None else dict(done)
+    tag = {} if precision == "float32" else {"precision": precision}
     with contextlib.ExitStack() as stack:
         stream = None
         for op in ops:
             key = op_key(op)
             if key not in done:
-                done[key] = time_tflite(op_model(op), threads).median_ms
+                done[key] = time_tflite(op_model_bytes(op, precision), threads).median_ms
                 with _io.writing(journal):
                     stream = stream or stack.enter_context(journal.open("a"))
-                    stream.write(json.dumps({"key": key, "ms": round(done[key], 5), "threads": threads}) + "\n")
+                    stream.write(json.dumps({"key": key, "ms": round(done[key], 5), "threads": threads, **tag})
+                                 + "\n")
                     stream.flush()
             if progress:
                 progress(1)
@@ -159,22 +179,27 @@ def build_profile(ops: list[Op], measured: dict[str, float], overhead_ms: float,
 
 
 def host_profile(ops: list[Op], measured: dict[str, float], overhead_ms: float, threads: int,
-                 space_name: str) -> dict:
-    """The profile of this machine, named for its CPU, TFLite version and thread count."""
+                 space_name: str, precision: str = "float32") -> dict:
+    """The profile of this machine, named for its CPU, TFLite version, thread count and (int8)
+    precision."""
     import tensorflow as tf
 
     cpu = cpu_name()
+    int8 = precision == "int8"
     return build_profile(
-        ops, measured, overhead_ms, name=f"host-{_slug(cpu)}-tflite{tf.__version__}-{threads}t",
-        aliases=["host"], device=f"this machine: {cpu}", runtime="tflite",
-        setting=f"TFLite {tf.__version__} interpreter, XNNPACK, {threads} thread(s), float32",
-        provenance=[{"source": "measured here", "space": space_name, "ops": len(ops),
+        ops, measured, overhead_ms,
+        name=f"host-{_slug(cpu)}-tflite{tf.__version__}-{threads}t" + ("-int8" if int8 else ""),
+        aliases=["host-int8" if int8 else "host"], device=f"this machine: {cpu}", runtime="tflite",
+        setting=f"TFLite {tf.__version__} interpreter, XNNPACK, {threads} thread(s), "
+                + ("int8 (full-integer, int8 in and out)" if int8 else "float32"),
+        provenance=[{"source": "measured here", "space": space_name, "ops": len(ops), "precision": precision,
                      "what": "one-op TFLite models timed with tf.lite.Interpreter"}])
 
 
 def end_to_end_correction(profile_document: dict, space_name: str, models: int, seed: int,
                           threads: int, work_dir: Path,
-                          progress: Callable[[int], None] | None = None, quiet: bool = False) -> dict:
+                          progress: Callable[[int], None] | None = None, quiet: bool = False,
+                          precision: str = "float32") -> dict:
     """Scale the op-level profile to whole converted models, measured here.
 
     Ops timed one at a time run with warm caches and no neighbours; inside a converted model
@@ -182,11 +207,13 @@ def end_to_end_correction(profile_document: dict, space_name: str, models: int, 
     the ones whose ops were measured) are converted with the real TFLite converter and timed end
     to end; the median ratio of measured to op-summed latency scales the table and the fitted
     coefficients (not the per-inference constant). The ratio's leave-one-out error is reported.
-    ``quiet`` keeps the converter's native log lines (about 25 per model) off stderr.
+    ``quiet`` keeps the converter's native log lines (about 25 per model) off stderr. With
+    ``precision="int8"`` each model is converted full-integer (int8 in and out), calibrated on
+    random pixels: latency does not depend on the calibrated ranges.
     """
     from edgetailor.builder import network as builder
     from edgetailor.profiling.timing import time_tflite
-    from edgetailor.converters.base import native_output_captured
+    from edgetailor.converters.base import ConvertOptions, native_output_captured
     from edgetailor.converters.tflite import to_tflite
     from edgetailor.latency.profiles import from_dict
 
@@ -197,10 +224,12 @@ def end_to_end_correction(profile_document: dict, space_name: str, models: int, 
     rows = []
     for index, choice in enumerate(space.sample(rng, models)):
         spec = space.decode(choice)
-        path = work_dir / f"e2e-{seed}-{index:02d}.tflite"
+        path = work_dir / (f"e2e-{seed}-{index:02d}" + ("-int8" if precision == "int8" else "") + ".tflite")
         if not path.exists():
+            pixels = None if precision == "float32" else np.random.default_rng(index).uniform(
+                0, 255, (4, spec.resolution, spec.resolution, 3)).astype(np.float32)
             with native_output_captured(quiet):
-                model = to_tflite(builder.build(spec))
+                model = to_tflite(builder.build(spec), pixels, ConvertOptions(io_type="int8"))
             _io.write_bytes(path, model)
         measured = time_tflite(path.read_bytes(), threads, warmup=5, min_runs=20, min_seconds=0.3).median_ms
         rows.append((spec.encode(), profile.predict(spec).total_ms - profile.coefficients[-1], measured))

@@ -118,9 +118,10 @@ class DenseTask:
 
     # -- pricing and choosing -------------------------------------------------------------
     def price(self, spec: ArchSpec, profile: DeviceProfile, num_labels: int | None = None):
-        """Latency Breakdown (ms) of backbone ``spec`` with this head on ``profile``."""
+        """Latency Breakdown (ms) of backbone ``spec`` with this head (and a detector's
+        post-processing op) on ``profile``."""
         config = self.config(num_labels or len(self.placeholder_labels))
-        return profile.predict_layers(self.head.layers(spec, config))
+        return self.head.predict_latency(spec, config, profile)
 
     def candidates(self, profile: DeviceProfile, resolution: int, num_labels: int,
                    families=pick.FAMILIES, widths=pick.WIDTHS) -> list[Candidate]:
@@ -137,7 +138,7 @@ class DenseTask:
                 params, macs = totals(walked)
                 imagenet = zoo.FAMILIES[family].spec(width, 1.0, _IMAGENET_RESOLUTION)
                 top1 = accuracy.estimate(imagenet, family, width)
-                out.append(Candidate(spec, profile.predict_layers(walked).total_ms,
+                out.append(Candidate(spec, self.head.predict_latency(spec, config, profile, walked=walked).total_ms,
                                      replace(top1, metric=RANKING_METRIC), macs,
                                      f"{family} width {width:g} at {resolution} px", family, width,
                                      params=params))

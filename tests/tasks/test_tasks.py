@@ -39,8 +39,9 @@ def test_detection_pick_fits_the_budget_and_ranks_by_backbone_top1(pixel1):
     best = result.best
     assert best.latency_ms <= 60.0 and best.resolution == 320
     assert all(c.top1 <= best.top1 for c in result.runners_up)
-    walked = ssdlite.layers(best.spec, ssdlite.SSDLiteConfig(num_classes=90))
-    assert best.latency_ms == pytest.approx(pixel1.predict_layers(walked).total_ms)
+    config = ssdlite.SSDLiteConfig(num_classes=90)
+    walked = ssdlite.layers(best.spec, config)
+    assert best.latency_ms == pytest.approx(ssdlite.predict_latency(best.spec, config, pixel1).total_ms)
     assert (best.params, best.macs) == layers.totals(walked)
     # the Pareto front is ordered by latency with strictly rising top-1
     front = result.pareto

@@ -31,6 +31,8 @@ from edgetailor.arch import zoo
 from edgetailor.arch.features import FeatureInfo, feature_info
 from edgetailor.arch.layers import LayerCost, Op, Shape, conv_op, totals, walk_to
 from edgetailor.arch.spec import ArchSpec, Block, SpecError
+from edgetailor.latency.detection_postprocess import with_postprocess
+from edgetailor.tasks.detection.postprocess import DEFAULT_MAX_DETECTIONS
 from edgetailor.tasks.detection import neck
 from edgetailor.tasks.detection.anchors import MultilevelAnchorConfig, multilevel_anchors
 
@@ -179,10 +181,14 @@ def layers(spec: ArchSpec, config: EfficientDetConfig) -> list[LayerCost]:
     return walk_to(spec, endpoints(spec)[2].name) + head_layers(spec, config)
 
 
-def predict_latency(spec: ArchSpec, config: EfficientDetConfig, profile):
-    """Latency Breakdown (ms) on ``profile``; ``TFLite_Detection_PostProcess`` is not priced
-    (no profile holds a measurement of it)."""
-    return profile.predict_layers(layers(spec, config))
+def predict_latency(spec: ArchSpec, config: EfficientDetConfig, profile,
+                    max_detections: int = DEFAULT_MAX_DETECTIONS, walked: list[LayerCost] | None = None):
+    """Latency Breakdown (ms) on ``profile``, ``TFLite_Detection_PostProcess`` keeping
+    ``max_detections`` included (``latency.detection_postprocess``). ``walked``: ``layers(spec,
+    config)`` when the caller has it already."""
+    walked = layers(spec, config) if walked is None else walked
+    return with_postprocess(profile.predict_layers(walked), profile,
+                            num_anchors(spec, config), config.num_classes, max_detections)
 
 
 def count(spec: ArchSpec, config: EfficientDetConfig) -> tuple[int, int]:

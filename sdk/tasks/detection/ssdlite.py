@@ -28,6 +28,8 @@ from edgetailor.tasks.detection.anchors import AnchorConfig, ssd_anchors
 from edgetailor.arch.features import FeatureInfo, feature_info, last_at_stride
 from edgetailor.arch.layers import LayerCost, Op, Shape, block_cost, conv_op, dwconv_op, totals, walk_to
 from edgetailor.arch.spec import ArchSpec, Block, SpecError
+from edgetailor.latency.detection_postprocess import with_postprocess
+from edgetailor.tasks.detection.postprocess import DEFAULT_MAX_DETECTIONS
 
 EXTRA_DEPTHS = (512, 256, 256, 128)
 MIN_DEPTH = 16
@@ -179,12 +181,14 @@ def layers(spec: ArchSpec, config: SSDLiteConfig) -> list[LayerCost]:
     return walk_to(spec, endpoints(spec)[1].name) + head_layers(spec, config)
 
 
-def predict_latency(spec: ArchSpec, config: SSDLiteConfig, profile):
-    """Latency Breakdown (ms) of backbone + head on ``profile`` (a DeviceProfile).
-
-    The ``TFLite_Detection_PostProcess`` op (decode + NMS) is not priced: profiles hold no
-    measurement of it."""
-    return profile.predict_layers(layers(spec, config))
+def predict_latency(spec: ArchSpec, config: SSDLiteConfig, profile,
+                    max_detections: int = DEFAULT_MAX_DETECTIONS, walked: list[LayerCost] | None = None):
+    """Latency Breakdown (ms) of backbone + head + ``TFLite_Detection_PostProcess`` (decode + NMS
+    keeping ``max_detections``, ``latency.detection_postprocess``) on ``profile`` (a DeviceProfile).
+    ``walked``: ``layers(spec, config)`` when the caller has it already."""
+    walked = layers(spec, config) if walked is None else walked
+    anchors = walked[-1].ops[0].in_shape[0]  # "ssd.outputs" concatenates one box row per anchor
+    return with_postprocess(profile.predict_layers(walked), profile, anchors, config.num_classes, max_detections)
 
 
 def count(spec: ArchSpec, config: SSDLiteConfig) -> tuple[int, int]:

@@ -38,6 +38,8 @@ import numpy as np
 from edgetailor.arch.features import FeatureInfo
 from edgetailor.arch.layers import LayerCost, Op, Shape, block_cost, conv_op, totals, walk_to
 from edgetailor.arch.spec import ArchSpec, Block, SpecError
+from edgetailor.latency.detection_postprocess import with_postprocess
+from edgetailor.tasks.detection.postprocess import DEFAULT_MAX_DETECTIONS
 from edgetailor.tasks.detection import box_coder, efficientdet
 
 PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)  # yolo_head.py initialize_biases(prior_prob=1e-2)
@@ -150,10 +152,14 @@ def layers(spec: ArchSpec, config: YOLOXConfig) -> list[LayerCost]:
     return walk_to(spec, endpoints(spec, config)[-1].name) + head_layers(spec, config)
 
 
-def predict_latency(spec: ArchSpec, config: YOLOXConfig, profile):
-    """Latency Breakdown (ms) on ``profile``; ``TFLite_Detection_PostProcess`` is not priced
-    (no profile holds a measurement of it)."""
-    return profile.predict_layers(layers(spec, config))
+def predict_latency(spec: ArchSpec, config: YOLOXConfig, profile,
+                    max_detections: int = DEFAULT_MAX_DETECTIONS, walked: list[LayerCost] | None = None):
+    """Latency Breakdown (ms) on ``profile``, ``TFLite_Detection_PostProcess`` keeping
+    ``max_detections`` included (``latency.detection_postprocess``). ``walked``: ``layers(spec,
+    config)`` when the caller has it already."""
+    walked = layers(spec, config) if walked is None else walked
+    return with_postprocess(profile.predict_layers(walked), profile,
+                            num_anchors(spec, config), config.num_classes, max_detections)
 
 
 def count(spec: ArchSpec, config: YOLOXConfig) -> tuple[int, int]:

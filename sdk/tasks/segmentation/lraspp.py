@@ -81,9 +81,10 @@ def layers(spec: ArchSpec, config: LRASPPConfig) -> list[LayerCost]:
     return walk_to(spec, endpoints(spec)[1].name) + head_layers(spec, config)
 
 
-def predict_latency(spec: ArchSpec, config: LRASPPConfig, profile):
-    """Latency Breakdown (ms) of backbone + head on ``profile`` (a DeviceProfile)."""
-    return profile.predict_layers(layers(spec, config))
+def predict_latency(spec: ArchSpec, config: LRASPPConfig, profile, walked: list[LayerCost] | None = None):
+    """Latency Breakdown (ms) of backbone + head on ``profile`` (a DeviceProfile); ``walked``:
+    ``layers(spec, config)`` when the caller has it already."""
+    return profile.predict_layers(layers(spec, config) if walked is None else walked)
 
 
 def count(spec: ArchSpec, config: LRASPPConfig) -> tuple[int, int]:
