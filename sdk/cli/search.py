@@ -70,11 +70,19 @@ def _evaluator(accuracy: str, dataset: Path | None, epochs: int, resolution: int
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (created with any missing parents; a rerun resumes in it).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+@click.option("--task", default="classification", show_default=True,
+              help="classification, or detection: NSGA-II over backbones with a detection head priced whole, "
+              "candidates weight-mapped from a parent trained once on --dataset (a COCO folder) and scored by "
+              "held-out mAP (defaults then: --resolution 128, --proxy-width 0.5).")
+@click.option("--head", help="With --task detection: ssdlite (default) or yolox.")
+@click.option("--parent-epochs", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="With --task detection: epochs the parent is trained (once; reused by a rerun).")
 @click.pass_context
 def search_command(ctx: click.Context, space: str, device: str, budget_ms: float | None, strategy: str,
                    objective: str | None, trials: int, accuracy_source: str, dataset: Path | None,
                    epochs: int, resolution: int, images: int, proxy_width: float, storage: str | None,
-                   study_name: str, seed: int, out_dir: Path, as_json: bool, dnas_loss: str | None = None) -> None:
+                   study_name: str, seed: int, out_dir: Path, as_json: bool, dnas_loss: str | None = None,
+                   task: str = "classification", head: str | None = None, parent_epochs: int = 10) -> None:
     """Search a space for the most accurate model under a latency budget (or the Pareto front).
 
     Writes OUT/pareto.json, OUT/pareto.png, OUT/best.json and OUT/best_spec.txt; the study lives
@@ -87,9 +95,19 @@ def search_command(ctx: click.Context, space: str, device: str, budget_ms: float
           --out out/front
       edgetailor search --device pixel1 --budget-ms 40 --storage sqlite:///shared.db \\
           --study team --out out/worker2
+      edgetailor search --task detection --space mnasnet --head ssdlite --device pixel1 \\
+          --budget-ms 120 --dataset coco_dir --trials 10 --out out/det
     """
     from edgetailor.cli.supernet_search import is_weight_sharing, run_search
 
+    if task == "detection":
+        _search_detection(ctx, space, device, budget_ms, head, dataset, trials, epochs, parent_epochs, resolution,
+                          proxy_width, storage, study_name, seed, out_dir, as_json)
+        return
+    if task != "classification":
+        fail(f"unknown task {task!r}; tasks: classification, detection")
+    if head is not None or ctx.get_parameter_source("parent_epochs") != click.core.ParameterSource.DEFAULT:
+        fail("--head and --parent-epochs apply to --task detection")
     if is_weight_sharing(strategy):  # FBNet, ProxylessNAS, LightNAS, ...: edgetailor.supernet.searches
         run_search(strategy, space, device, budget_ms, dataset, epochs, resolution, images, seed, out_dir,
                    {"loss": dnas_loss} if dnas_loss else {}, as_json)
@@ -137,6 +155,23 @@ def search_command(ctx: click.Context, space: str, device: str, budget_ms: float
         _print_summary(result, written, summary["storage"])
     if result.best is None and config.budget_ms is not None:
         fail(result.best_note)
+
+
+def _search_detection(ctx: click.Context, space, device, budget_ms, head, dataset, trials, epochs, parent_epochs,
+                      resolution, proxy_width, storage, study_name, seed, out_dir, as_json) -> None:
+    """``--task detection``: refuse the classification-only options, default its proxy scale, run."""
+    from edgetailor.cli.detection_search import run_detection_search
+
+    given = lambda name: ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT  # noqa: E731
+    allowed = {"strategy": "nsga2", "objective": "pareto"}
+    options = {"strategy": "--strategy", "objective": "--objective", "accuracy_source": "--accuracy",
+               "images": "--images", "dnas_loss": "--loss"}
+    only = [flag for name, flag in options.items() if given(name) and ctx.params[name] != allowed.get(name)]
+    if only:
+        fail(f"{', '.join(only)} do not apply to --task detection (NSGA-II on held-out mAP and latency)")
+    run_detection_search(space, device, budget_ms, head or "ssdlite", dataset, trials, epochs, parent_epochs,
+                         resolution if given("resolution") else 128, proxy_width if given("proxy_width") else 0.5,
+                         storage, study_name, seed, out_dir, as_json)
 
 
 def _trial_line(trial, started: float) -> str:

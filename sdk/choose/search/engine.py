@@ -44,6 +44,7 @@ OBJECTIVES = ("soft", "hard", "pareto")
 SOFT_EXPONENT = -0.07   # MnasNet's alpha = beta for the soft constraint
 HARD_EXPONENT = -1.0    # beta of the hard constraint (alpha = 0 under the budget)
 MAX_FAILURES_IN_A_ROW = 3
+TOP1_METRIC = "top-1 (%)"
 STUDY_ATTR = "edgetailor.search"   # study user attribute: the settings a resumed run must match
 CANDIDATE_ATTR = "candidate"        # trial user attribute: one write per trial (Optuna commits each)
 
@@ -99,6 +100,7 @@ class SearchConfig:
     storage: str | None = None       # an Optuna RDB URL; None keeps the study in memory
     study: str = "search"
     num_classes: int | None = None   # classifier priced; default the evaluator's, else 1000
+    metric: str = TOP1_METRIC        # what the evaluator's accuracy is (another task: its own metric)
 
     @property
     def resolved_objective(self) -> str:
@@ -187,7 +189,7 @@ class SearchResult:
             "budget_ms": c.budget_ms, "objective": c.resolved_objective, "strategy": c.strategy,
             "seed": c.seed, "study": c.study, "trials_requested": c.trials, "trials": self.counts,
             "new_trials": self.new_trials, "wall_seconds": round(self.wall_seconds, 2),
-            "num_classes": self.num_classes, "evaluator": self.evaluator,
+            "num_classes": self.num_classes, "evaluator": self.evaluator, "metric": c.metric,
             "latency_range_ms": [round(v, 3) for v in self.bounds_ms],
             "hypervolume": {"value": round(self.hypervolume, 3), "reference_accuracy": 0.0,
                             "reference_ms": round(self.bounds_ms[1], 3),
@@ -264,8 +266,8 @@ class Search:
             raise SearchError(str(exc)) from None
         self.evaluator = evaluator
         self.num_classes = config.num_classes or getattr(evaluator, "num_classes", None) or 1000
-        self.predictor = SpacePredictor(self.space, self.profile, num_classes=self.num_classes)
-        (self.fastest_ms, self.fastest), (self.slowest_ms, _) = latency_bounds(self.space, self.predictor)
+        self.predictor = self.make_predictor()
+        (self.fastest_ms, self.fastest), (self.slowest_ms, _) = self.latency_bounds()
         if config.budget_ms is not None and config.budget_ms < self.fastest_ms:
             spec = self.space.decode(self.fastest).encode()
             raise NoCandidateError(
@@ -276,6 +278,15 @@ class Search:
         self.study: optuna.Study | None = None
         if open_study:
             self.open()
+
+    # -- pricing (a subclass prices another model around the backbone) ------------------------
+    def make_predictor(self):
+        """What prices choice vectors (``predict(rows) -> ms``): the space's classifier predictor."""
+        return SpacePredictor(self.space, self.profile, num_classes=self.num_classes)
+
+    def latency_bounds(self) -> tuple[tuple[float, np.ndarray], tuple[float, np.ndarray]]:
+        """(fastest ms, its choices), (slowest ms, its choices) of the space as priced."""
+        return latency_bounds(self.space, self.predictor)
 
     # -- the study -------------------------------------------------------------------------
     def _attrs(self) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 from edgetailor.arch import zoo
 from edgetailor._io import write_bytes, writing
 from edgetailor.latency.profiles import DeviceProfile
-from edgetailor.choose.search.engine import Search, SearchResult
+from edgetailor.choose.search.engine import TOP1_METRIC, Search, SearchResult
 
 IMAGENET_KINDS = ("published", "estimated")
 LOCK_FILE = ".report.lock"  # in OUT; kept, as removing a lock file races with the next locker
@@ -46,7 +46,7 @@ def plot_png(result: SearchResult) -> bytes:
     c = result.config
     kinds = {trial.accuracy.kind for trial in result.trials}
     same_scale = bool(kinds) and kinds <= set(IMAGENET_KINDS)
-    label = "top-1 (%)" if not kinds else f"top-1 (%), {'/'.join(sorted(kinds))}"
+    label = c.metric if not kinds else f"{c.metric}, {'/'.join(sorted(kinds))}"
     if result.trials:
         axis.scatter([x.latency_ms for x in result.trials], [x.accuracy.value for x in result.trials],
                      s=14, color="#9ab", label=f"candidates ({len(result.trials)})", zorder=2)
@@ -63,7 +63,7 @@ def plot_png(result: SearchResult) -> bytes:
     if result.trials:  # zoo points in the latency range of the search (and a bit beyond)
         high = max(max(x.latency_ms for x in result.trials), c.budget_ms or 0) * 1.3
         reference = [p for p in reference if p["latency_ms"] <= high]
-    zoo_axis = axis if same_scale else axis.twinx()
+    zoo_axis = axis if same_scale or not reference else axis.twinx()
     if reference:
         zoo_axis.scatter([p["latency_ms"] for p in reference], [p["top1"] for p in reference],
                          marker="s", s=16, color="#383", label="zoo, published ImageNet top-1", zorder=1)
@@ -90,7 +90,7 @@ def plot_png(result: SearchResult) -> bytes:
 def write_outputs(result: SearchResult, out: Path) -> list[Path]:
     """pareto.json, pareto.png and (when there is a best) best.json + best_spec.txt in ``out``."""
     out = Path(out)
-    if not result.zoo:
+    if not result.zoo and result.config.metric == TOP1_METRIC:  # the zoo's figures are ImageNet top-1
         result.zoo = zoo_reference(result.profile)
     written = []
     document = result.to_dict()

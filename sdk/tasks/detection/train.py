@@ -165,9 +165,10 @@ def training_step(model: tf.keras.Model, optimizer, num_classes: int, loss: str 
 def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epochs: int = 10,
           batch_size: int = 32, learning_rate: float = 3e-3, loss: str = "focal", seed: int = 0,
           flip: bool = True, bn_momentum: float = 0.9, progress: Callable[[dict], None] | None = None,
-          backbone: tf.keras.Model | None = None) -> Detector:
+          backbone: tf.keras.Model | None = None, model: tf.keras.Model | None = None) -> Detector:
     """Train a detector (an SSDLite unless ``config`` names another head) on ``spec`` from scratch, or on ``backbone`` (``spec`` built without its top
-    from a pretrained start), on ``data``.
+    from a pretrained start), or fine-tune ``model`` (the detector already built, e.g. with
+    inherited weights), on ``data``.
 
     Adam with a cosine-decayed ``learning_rate``; horizontal flips when ``flip``. ``progress``
     gets ``{"epoch", "loss", "cls_loss", "box_loss", "seconds"}`` after each epoch.
@@ -183,7 +184,7 @@ def train(data, spec: ArchSpec, config: ssdlite.SSDLiteConfig | None = None, epo
         raise DatasetError("no training images")
     tf.keras.utils.set_random_seed(seed)
     head = heads.module_for(config)
-    model = head.build(spec, config, backbone=backbone)
+    model = model if model is not None else head.build(spec, config, backbone=backbone)
     set_bn_momentum(model, bn_momentum)
     anchors = head.anchors(spec, config)
     x = resize_uint8(data.images, spec.resolution)
