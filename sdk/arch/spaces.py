@@ -192,6 +192,12 @@ SPACES: dict[str, Space] = {space.name: space for space in [
           "conv_k3_s2_c8_re,ir_k3_e1_c8_re",
           tuple(StageDef(c, 2, (1, 2, 3), _per_layer((3, 5), (3, 6), "re")) for c in (16, 24, 40)),
           "conv_k1_c128_re,pool", resolutions=(32, 40, 48)),
+    Space("proxyless_proxy", "proxyless's per-layer choices (kernel 3/5/7 x expand 3/6, or zero) on three narrow "
+          "stages of three layers at 32 px: FBNet, ProxylessNAS and LightNAS searches that run in minutes on a "
+          "CPU, priced in the range of ofa_proxy and single_path_proxy",
+          "conv_k3_s2_c8_re6,ir_k3_e1_c8_re6",
+          tuple(StageDef(c, 2, (3,), _PROXYLESS_OPS) for c in (16, 24, 40)),
+          "conv_k1_c128_re6,pool", resolutions=(32,)),
 ]}
 
 

@@ -424,7 +424,7 @@ def _finish(request, method: Method, search: DnasSpace, run: _Search, source: da
         tuple(search.choice(picks)), predicted, tuple(source.classes),
         {"dataset": state["key"]["dataset"], "resolution": request.resolution, "images": request.images,
          "val_fraction": 0.2, "seed": request.seed},
-        tuple(state["history"]), weights, state["seconds"], tuple(notes))
+        tuple(state["history"]), weights, state["seconds"], tuple(notes), unrepaired_ms=round(argmax_ms, 4))
     searches.write_result(request.out, result)
     return result
 

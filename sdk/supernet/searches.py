@@ -109,6 +109,7 @@ class Result:
     weights: Path                 # npz of the extracted model's weights (``save_weights``)
     seconds: float                # search wall time over all runs that built it [s]
     notes: tuple[str, ...] = ()   # restrictions that applied (ops left out, settings used)
+    unrepaired_ms: float | None = None  # the search's own pick before any move to the budget [ms]; None: no repair step
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -131,13 +132,13 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {strategy.name: strategy for strategy in [
-    Strategy("fbnet", "edgetailor.supernet.dnas", "run_fbnet", ("fbnet", "proxyless"),
+    Strategy("fbnet", "edgetailor.supernet.dnas", "run_fbnet", ("fbnet", "proxyless", "proxyless_proxy"),
              "FBNet (Wu et al. 2019): Gumbel-softmax over every layer's ops, temperature annealed, "
              "loss CE * alpha * log(LAT)^beta"),
-    Strategy("proxyless", "edgetailor.supernet.dnas", "run_proxyless", ("proxyless", "fbnet"),
+    Strategy("proxyless", "edgetailor.supernet.dnas", "run_proxyless", ("proxyless", "fbnet", "proxyless_proxy"),
              "ProxylessNAS (Cai et al. 2019): binarized paths, two sampled per architecture step, "
              "loss mul#log or add#linear"),
-    Strategy("lightnas", "edgetailor.supernet.dnas", "run_lightnas", ("fbnet", "proxyless"),
+    Strategy("lightnas", "edgetailor.supernet.dnas", "run_lightnas", ("fbnet", "proxyless", "proxyless_proxy"),
              "LightNAS (Luo et al. 2022): hard Gumbel-softmax, a learned multiplier that drives the "
              "expected latency to the budget"),
     Strategy("single_path", "edgetailor.supernet.single_path", "run_single_path",

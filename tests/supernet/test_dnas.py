@@ -15,7 +15,7 @@ from edgetailor.supernet.dnas_space import SKIP, DnasSpace
 PIXEL1 = profiles.load("pixel1")
 
 
-@pytest.mark.parametrize("space", ["fbnet", "proxyless"])
+@pytest.mark.parametrize("space", ["fbnet", "proxyless", "proxyless_proxy"])
 def test_expected_latency_of_a_one_hot_distribution_is_the_profiles_prediction(space):
     search = DnasSpace(spaces.get(space), PIXEL1, 32, num_classes=6)
     rng = np.random.default_rng(0)
@@ -149,6 +149,7 @@ def test_search_resumes_from_its_checkpoint_and_a_finished_one_is_read_back(tmp_
     assert [r.epoch for r in lines] == [1, 2]  # the second run trained only epoch 2
     assert searches.run(_request("lightnas", "proxyless", out, epochs=2, images=18)).history == again.history
     assert again.predicted_ms == pytest.approx(PIXEL1.predict(again.spec, len(again.classes)).total_ms)
+    assert again.unrepaired_ms == again.history[-1]["argmax_ms"]  # the argmax before any repair, as reported
     model = builder.build(again.spec, num_classes=len(again.classes), classifier_activation="softmax")
     searches.load_weights(model, again.weights)
     assert np.isfinite(model(tf.zeros([1, 32, 32, 3])).numpy()).all()
