@@ -282,7 +282,7 @@ def test_a_bad_line_in_the_middle_of_the_journal_is_one_line(tmp_path, monkeypat
     one_line_error(result, "line 2 is not a measurement")
     journal.write_text(LINE % 1 + '{"key": "conv-2", "m')
 
-    def stop(threads):
+    def stop(threads, precision):
         raise ProfileError("stopped after reading the journal")
 
     monkeypatch.setattr(host, "_empty_model_ms", stop)
@@ -292,7 +292,7 @@ def test_a_bad_line_in_the_middle_of_the_journal_is_one_line(tmp_path, monkeypat
 
 
 def test_profile_measure_leaves_nothing_when_stopped_before_its_first_measurement(tmp_path, monkeypatch):
-    def stop(threads):
+    def stop(threads, precision):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(host, "_empty_model_ms", stop)
@@ -302,7 +302,7 @@ def test_profile_measure_leaves_nothing_when_stopped_before_its_first_measuremen
 
 
 def test_third_party_log_lines_stay_quiet_unless_verbose(tmp_path, monkeypatch, capfd):
-    def noisy(threads):
+    def noisy(threads, precision):
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
         raise ProfileError("stop")
 
