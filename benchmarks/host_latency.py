@@ -7,9 +7,9 @@
 resolutions, plus every zoo family at a width and resolution other than its published ones (drawn
 with --seed). ``--profile`` takes a profile ``edgetailor profile measure --kernels`` built; the
 table then prints the op-table prediction and the kernel predictor's side by side, and the time
-each takes to predict one model. Measured latency is best-of (the minimum over >= 20 runs; with
-one thread, the invoking thread's CPU time), the figure least spoiled by other processes on a
-shared machine.
+each takes to predict one model. Measured latency is best-of, taken in rounds through all models
+(``timing.interleaved_best_ms``; with one thread, the invoking thread's CPU time), the figure least
+spoiled by other processes and by this machine's slow states.
 
 Phase 1 (slow, 25-100 s per model, cached in --work): draws --archs random architectures of
 the space plus the zoo models at <= 300 px (``--zoo-models family``: one per family), builds
@@ -157,6 +157,9 @@ def main() -> None:
         [{"model": n, "predicted_ms": p, "measured_ms": m} for n, p, m, _ in rows], indent=1))
 
 
+MODEL_PASSES = 12  # rounds through all models (timing.interleaved_best_ms): each model seen at 12 moments
+
+
 def _predict_us(predict, spec, repeats: int = 5) -> tuple[float, float]:
     """A prediction in ms and the best time it took, in microseconds."""
     best = float("inf")
@@ -168,43 +171,52 @@ def _predict_us(predict, spec, repeats: int = 5) -> tuple[float, float]:
 
 
 def compare(targets, profile, work: Path, threads: int) -> None:
-    """The op-table prediction and the kernel predictor's, against best-of measured latency."""
+    """The op tables', the kernels' summed as timed alone and the kernels' with their in-network
+    terms, against best-of measured latency."""
     import dataclasses
     import os
 
-    from edgetailor.profiling.kernels_fit import best_ms
+    from edgetailor.latency.kernel_predictor import IDENTITY_NETWORK
+    from edgetailor.profiling.timing import interleaved_best_ms
 
     if profile.kernels is None:
         raise SystemExit(f"{profile.path} has no kernel predictor: build it with profile measure --kernels")
-    op_profile = dataclasses.replace(profile, kernels=None)
+    predictors = {"op tables": dataclasses.replace(profile, kernels=None),
+                  "kernels alone": dataclasses.replace(
+                      profile, kernels=dataclasses.replace(profile.kernels, network=IDENTITY_NETWORK)),
+                  "kernels in network": profile}
+    timed = interleaved_best_ms([(work / f"{name}.tflite").read_bytes() for name, _ in targets], threads,
+                                passes=MODEL_PASSES, window_s=0.05, warmup=5)
     rows = []
-    for name, spec in targets:
-        measured = best_ms((work / f"{name}.tflite").read_bytes(), threads, warmup=5, runs=20, min_seconds=0.3)
-        op_ms, op_us = _predict_us(lambda s: op_profile.predict(s).total_ms, spec)
-        kernel_ms, kernel_us = _predict_us(lambda s: profile.predict(s).total_ms, spec)
-        fallback = sum(l.source != "kernels" for l in profile.predict(spec).layers)
-        rows.append((name, measured, op_ms, kernel_ms, op_us, kernel_us, fallback))
-    print(f"profile {profile.name}; load {os.getloadavg()[0]:.2f} (1 min) at the end; measured = best of >= 20 "
-          "runs (1 thread: CPU time of the invoking thread, as the kernels were timed)\n")
-    print("| model | measured ms | op tables ms | error | kernels ms | error | layers not by kernels |")
-    print("|---|---|---|---|---|---|---|")
-    for name, m, o, k, _, _, fallback in rows:
-        print(f"| {name} | {m:.2f} | {o:.2f} | {100 * (o / m - 1):+.1f}% | {k:.2f} | {100 * (k / m - 1):+.1f}% | {fallback} |")
+    for (name, spec), measured in zip(targets, timed):
+        predicted = {label: _predict_us(lambda s, p=p: p.predict(s).total_ms, spec) for label, p in predictors.items()}
+        fallback = sum(layer.source != "kernels" for layer in profile.predict(spec).layers)
+        rows.append((name, measured, predicted, fallback))
+    print(f"profile {profile.name}; load {os.getloadavg()[0]:.2f} (1 min) at the end; measured = best of {MODEL_PASSES} "
+          "rounds through all models (1 thread: CPU time of the invoking thread, as the kernels were timed)\n")
+    print("| model | measured ms | " + " | ".join(f"{label} ms | error" for label in predictors)
+          + " | layers not by kernels |")
+    print("|---|---|" + "---|---|" * len(predictors) + "---|")
+    for name, m, predicted, fallback in rows:
+        cells = " | ".join(f"{ms:.2f} | {100 * (ms / m - 1):+.1f}%" for ms, _ in predicted.values())
+        print(f"| {name} | {m:.2f} | {cells} | {fallback} |")
     groups = {"spaces": [r for r in rows if "-r" in r[0] and "-w" not in r[0]],
               "zoo families": [r for r in rows if "-w" in r[0]], "all": rows}
-    print("\n| models | n | op tables within ±10% | mean abs | kernels within ±10% | mean abs |")
-    print("|---|---|---|---|---|---|")
+    print("\n| models | n | " + " | ".join(f"{label} within ±10% | mean abs" for label in predictors) + " |")
+    print("|---|---|" + "---|---|" * len(predictors))
     for label, group in groups.items():
         if not group:
             continue
-        op_err = np.array([abs(100 * (r[2] / r[1] - 1)) for r in group])
-        k_err = np.array([abs(100 * (r[3] / r[1] - 1)) for r in group])
-        print(f"| {label} | {len(group)} | {np.mean(op_err <= 10):.0%} | {op_err.mean():.1f}% | "
-              f"{np.mean(k_err <= 10):.0%} | {k_err.mean():.1f}% |")
-    print(f"\nprediction time per model (median): op tables {np.median([r[4] for r in rows]):.0f} us, "
-          f"kernels {np.median([r[5] for r in rows]):.0f} us")
+        cells = []
+        for name in predictors:
+            errors = np.array([abs(100 * (r[2][name][0] / r[1] - 1)) for r in group])
+            cells.append(f"{np.mean(errors <= 10):.0%} | {errors.mean():.1f}%")
+        print(f"| {label} | {len(group)} | " + " | ".join(cells) + " |")
+    print("\nprediction time per model (median): " + ", ".join(
+        f"{label} {np.median([r[2][label][1] for r in rows]):.0f} us" for label in predictors))
     (work / "compare.json").write_text(json.dumps(
-        [{"model": r[0], "measured_ms": r[1], "op_tables_ms": r[2], "kernels_ms": r[3]} for r in rows], indent=1))
+        [{"model": r[0], "measured_ms": r[1], **{f"{label} ms": r[2][label][0] for label in predictors}}
+         for r in rows], indent=1))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Kernel-level latency (nn-Meter's method): a network's ops grouped into the kernels the runtime
-executes, one fitted tree ensemble per kernel type, model latency = sum of kernels + a constant.
+executes, one fitted tree ensemble per kernel type, model latency = sum of kernels (as they cost
+inside a network: ``NETWORK_TERMS``) + a constant.
 
 Kernel detection follows what TFLite + XNNPACK run as one unit. The rules, each settled with
 nn-Meter's fusion test (ops 1 and 2 are one kernel when T1 + T2 - T12 > 0.5 * min(T1, T2), T12
@@ -50,6 +51,18 @@ KERNEL_FEATURES = (
     "out_melems",  # output tensor elements in millions
 )
 BASIS = ("mflops", "in_melems", "out_melems")  # the baseline's terms, plus a constant
+# Inside a network a kernel does not cost what it costs alone: its weights no longer stay in the
+# caches between runs, and the kernels around it evict what it reads. Per kernel, in a network:
+# its group's factor x its time alone + ms per MB of weights + ms per MB of tensors read and
+# written + a constant; fitted (non-negative least squares) on whole networks timed in the same
+# run (``edgetailor.profiling.kernels_fit.fit_network``).
+NETWORK_GROUPS = {"conv": "conv", "pwconv": "conv", "fc": "conv", "gconv": "conv", "dwconv": "dwconv",
+                  "se": "se", "pool": "pool", "avgpool": "pool", "maxpool": "pool", "gelu": "attention",
+                  "layernorm": "attention", "matmul": "attention", "softmax": "attention",
+                  "l2norm": "attention"}  # every other type: "elementwise"
+NETWORK_TERMS = ("conv", "dwconv", "se", "pool", "attention", "elementwise",
+                 "weight_mb", "tensor_mb", "kernel")
+IDENTITY_NETWORK = np.array([1.0] * 6 + [0.0] * 3)  # the plain sum of kernels timed alone
 # The fusion test behind the rules (benchmarks/kernel_fusion.py, AMD EPYC host, TFLite 2.15.1,
 # XNNPACK, 1 thread, load average 3.4-4.4 on 2 cores; best-of ms, T1 + T2 -> T12): conv 1x1
 # 56x56x24->144 + relu 0.2754 + 0.0497 -> 0.2832 (saved 0.042 > 0.025: one kernel); dw 3x3 + relu6
@@ -85,6 +98,17 @@ class Kernel:
         work = 2 * op.macs / 1e6 if op.macs else oh * ow * oc / 1e6
         return np.array([math.sqrt(h * w), c, cout, op.kernel, op.stride, work, op.params / 1e3,
                          h * w * c / 1e6, oh * ow * oc / 1e6])
+
+
+def network_terms(kernels: list["Kernel"], alone_ms: np.ndarray) -> np.ndarray:
+    """Per kernel, its ``NETWORK_TERMS`` row: its time alone in its group's column, its weight
+    and tensor megabytes (float32), and 1."""
+    rows = np.zeros((len(kernels), len(NETWORK_TERMS)))
+    for row, kernel, ms in zip(rows, kernels, alone_ms):
+        op = kernel.op
+        row[NETWORK_TERMS.index(NETWORK_GROUPS.get(kernel.type, "elementwise"))] = ms
+        row[6:] = (op.params * 4e-6, (math.prod(op.in_shape) + math.prod(op.out_shape)) * 4e-6, 1.0)
+    return rows
 
 
 def _conv_type(op: Op) -> str:
@@ -196,6 +220,7 @@ class KernelPredictor:
     baselines: dict[str, np.ndarray]
     overhead_ms: float
     meta: dict
+    network: np.ndarray = dataclasses.field(default_factory=IDENTITY_NETWORK.copy)  # on NETWORK_TERMS
 
     def type_ms(self, kind: str, x: np.ndarray) -> np.ndarray:
         """ms of kernels of one type from their feature rows ``x``."""
@@ -217,13 +242,19 @@ class KernelPredictor:
             out[indices] = self.type_ms(kind, x)
         return out
 
+    def in_network_ms(self, kernels: list[Kernel]) -> np.ndarray:
+        """What each kernel costs inside a network, in ms (``NETWORK_TERMS``)."""
+        return network_terms(kernels, self.kernel_ms(kernels)) @ self.network
+
     def predict_ms(self, layers: list[LayerCost]) -> float:
-        """Whole-model latency in ms: the sum of its kernels plus the per-inference constant."""
-        return self.overhead_ms + float(self.kernel_ms(detect_kernels(layers)).sum())
+        """Whole-model latency in ms: its kernels as they cost inside a network, plus the
+        per-inference constant."""
+        return self.overhead_ms + float(self.in_network_ms(detect_kernels(layers)).sum())
 
     def to_npz_bytes(self) -> bytes:
         arrays = {"meta": np.array(json.dumps({**self.meta, "schema": SCHEMA, "overhead_ms": self.overhead_ms,
                                                "features": list(KERNEL_FEATURES),
+                                               "network": dict(zip(NETWORK_TERMS, self.network.tolist())),
                                                "ensembles": {k: {"offset": e.offset, "scale": e.scale,
                                                                  "divisor": e.divisor,
                                                                  "baseline": self.baselines[k].tolist()}
@@ -258,19 +289,23 @@ def load(path: str | Path) -> KernelPredictor:
         ensembles[kind] = TreeEnsemble(**fields, offset=float(head["offset"]),
                                        scale=float(head["scale"]), divisor=float(head["divisor"]))
     overhead_ms = float(meta["overhead_ms"])
-    meta = {k: v for k, v in meta.items() if k not in ("ensembles", "schema", "features", "overhead_ms")}
-    return KernelPredictor(ensembles, baselines, overhead_ms, meta)
+    network = meta.get("network", dict(zip(NETWORK_TERMS, IDENTITY_NETWORK)))  # older files: the plain sum
+    if set(network) != set(NETWORK_TERMS):
+        raise ProfileError(f"{path}: its network terms {sorted(network)} are not {list(NETWORK_TERMS)}")
+    meta = {k: v for k, v in meta.items() if k not in ("ensembles", "schema", "features", "overhead_ms", "network")}
+    return KernelPredictor(ensembles, baselines, overhead_ms, meta,
+                           np.array([float(network[term]) for term in NETWORK_TERMS]))
 
 
 def predict_layers(predictor: KernelPredictor, layers: list[LayerCost], coefficients: np.ndarray,
                    table: dict[str, float], expected_error_pct: float | None) -> Breakdown:
-    """A profile's breakdown from its kernel predictor: each layer as the sum of its kernels
-    (source ``"kernels"``); a layer holding a kernel type the predictor lacks is priced by the
+    """A profile's breakdown from its kernel predictor: each layer as the sum of its kernels as
+    they cost inside a network (source ``"kernels"``); a layer holding a kernel type the predictor lacks is priced by the
     profile's op tables and fitted model instead, and its source says so (``"table"``/``"model"``)."""
     per_layer = [layer_kernels(layer) for layer in layers]
     covered = [all(k.type in predictor.ensembles for k in kernels) for kernels in per_layer]
     flat = [k for kernels, ok in zip(per_layer, covered) if ok for k in kernels]
-    ms = iter(predictor.kernel_ms(flat))
+    ms = iter(predictor.in_network_ms(flat))
     out = []
     for layer, kernels, ok in zip(layers, per_layer, covered):
         if ok:

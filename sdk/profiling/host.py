@@ -3,7 +3,8 @@
 What a space's architectures are made of is measured op by op: random architectures of the
 space (at each of its resolutions) are walked, their distinct ops collected, and each op is
 written as a one-op TFLite model (``converters.tflite_ops``) and timed with the TFLite
-interpreter (XNNPACK, fixed threads, warm-up, median). Measured ops go in the profile's table;
+interpreter (XNNPACK, fixed threads, best-of in rounds: ``timing.interleaved_best_ms``).
+Measured ops go in the profile's table;
 the op-feature coefficients are fitted on them for ops never measured; the per-inference
 constant is the interpreter's own ``invoke()`` cost, timed on an empty model.
 
@@ -78,10 +79,10 @@ def collect_ops(space_name: str, archs: int, seed: int = 0, include_zoo: bool = 
 
 def _empty_model_ms(threads: int, precision: str = "float32") -> float:
     """``invoke()`` of a model doing (almost) nothing: the per-inference constant."""
-    from edgetailor.profiling.timing import time_tflite
+    from edgetailor.profiling.timing import interleaved_best_ms
 
     tiny = Op("add", (1, 1, 1), (1, 1, 1))
-    return time_tflite(op_model_bytes(tiny, precision), threads, min_runs=200, min_seconds=0.2).median_ms
+    return interleaved_best_ms([op_model_bytes(tiny, precision)], threads, passes=100, window_s=0.02)[0]
 
 
 def _journal_entry(line: bytes) -> dict | None:
@@ -99,7 +100,7 @@ def _journal_entry(line: bytes) -> dict | None:
 
 def read_journal(journal: Path, threads: int, say: Callable[[str], None] | None = None,
                  precision: str = "float32") -> dict[str, float]:
-    """Op key -> median ms measured with ``threads`` threads in ``precision``, from the
+    """Op key -> best-of ms measured with ``threads`` threads in ``precision``, from the
     ``journal`` JSONL (if any).
 
     A last line that is cut off or not a measurement (a killed run) is removed from the file, so
@@ -132,29 +133,37 @@ def read_journal(journal: Path, threads: int, say: Callable[[str], None] | None 
     return done
 
 
+OP_CHUNK = 64  # ops timed together, round after round (``timing.interleaved_best_ms``)
+
+
 def measure_ops(ops: Iterable[Op], journal: Path, threads: int = 1,
                 progress: Callable[[int], None] | None = None,
                 done: dict[str, float] | None = None, precision: str = "float32") -> dict[str, float]:
-    """Median ms of each op in ``precision``, appending new measurements to the ``journal`` JSONL;
+    """Best-of ms of each op in ``precision``, ``OP_CHUNK`` ops timed interleaved at a time
+    (``timing.interleaved_best_ms``), each chunk appended to the ``journal`` JSONL when timed;
     ``done`` is what ``read_journal`` found there (read now when not given). The journal is made
     only once a measurement is ready, so a run stopped before its first one leaves no file."""
-    from edgetailor.profiling.timing import time_tflite
+    from edgetailor.profiling.timing import interleaved_best_ms
 
     done = read_journal(journal, threads, precision=precision) if done is None else dict(done)
     tag = {} if precision == "float32" else {"precision": precision}
+    ops = list(ops)
+    todo = list({op_key(op): op for op in ops if op_key(op) not in done}.items())
+    if progress:
+        progress(len(ops) - len(todo))
     with contextlib.ExitStack() as stack:
         stream = None
-        for op in ops:
-            key = op_key(op)
-            if key not in done:
-                done[key] = time_tflite(op_model_bytes(op, precision), threads).median_ms
-                with _io.writing(journal):
-                    stream = stream or stack.enter_context(journal.open("a"))
-                    stream.write(json.dumps({"key": key, "ms": round(done[key], 5), "threads": threads, **tag})
-                                 + "\n")
-                    stream.flush()
+        for start in range(0, len(todo), OP_CHUNK):
+            chunk = todo[start:start + OP_CHUNK]
+            timed = interleaved_best_ms([op_model_bytes(op, precision) for _, op in chunk], threads)
+            with _io.writing(journal):
+                stream = stream or stack.enter_context(journal.open("a"))
+                for (key, _), ms in zip(chunk, timed):
+                    done[key] = ms
+                    stream.write(json.dumps({"key": key, "ms": round(ms, 5), "threads": threads, **tag}) + "\n")
+                stream.flush()
             if progress:
-                progress(1)
+                progress(len(chunk))
     return done
 
 
@@ -205,14 +214,15 @@ def end_to_end_correction(profile_document: dict, space_name: str, models: int, 
     Ops timed one at a time run with warm caches and no neighbours; inside a converted model
     the same ops run slower. ``models`` random architectures of the space (a seed apart from
     the ones whose ops were measured) are converted with the real TFLite converter and timed end
-    to end; the median ratio of measured to op-summed latency scales the table and the fitted
-    coefficients (not the per-inference constant). The ratio's leave-one-out error is reported.
+    to end (best-of, interleaved as the ops were); the median ratio of measured to op-summed
+    latency scales the table and the fitted coefficients (not the per-inference constant). The
+    ratio's leave-one-out error is reported.
     ``quiet`` keeps the converter's native log lines (about 25 per model) off stderr. With
     ``precision="int8"`` each model is converted full-integer (int8 in and out), calibrated on
     random pixels: latency does not depend on the calibrated ranges.
     """
     from edgetailor.builder import network as builder
-    from edgetailor.profiling.timing import time_tflite
+    from edgetailor.profiling.timing import interleaved_best_ms
     from edgetailor.converters.base import ConvertOptions, native_output_captured
     from edgetailor.converters.tflite import to_tflite
     from edgetailor.latency.profiles import from_dict
@@ -221,7 +231,7 @@ def end_to_end_correction(profile_document: dict, space_name: str, models: int, 
     profile = from_dict(profile_document, "host profile")
     space = spaces.get(space_name)
     rng = np.random.default_rng(seed + 1000)
-    rows = []
+    specs, paths = [], []
     for index, choice in enumerate(space.sample(rng, models)):
         spec = space.decode(choice)
         path = work_dir / (f"e2e-{seed}-{index:02d}" + ("-int8" if precision == "int8" else "") + ".tflite")
@@ -231,10 +241,13 @@ def end_to_end_correction(profile_document: dict, space_name: str, models: int, 
             with native_output_captured(quiet):
                 model = to_tflite(builder.build(spec), pixels, ConvertOptions(io_type="int8"))
             _io.write_bytes(path, model)
-        measured = time_tflite(path.read_bytes(), threads, warmup=5, min_runs=20, min_seconds=0.3).median_ms
-        rows.append((spec.encode(), profile.predict(spec).total_ms - profile.coefficients[-1], measured))
+        specs.append(spec)
+        paths.append(path)
         if progress:
             progress(1)
+    timed = interleaved_best_ms([path.read_bytes() for path in paths], threads, passes=12, window_s=0.05, warmup=5)
+    rows = [(spec.encode(), profile.predict(spec).total_ms - profile.coefficients[-1], measured)
+            for spec, measured in zip(specs, timed)]
     overhead = float(profile.coefficients[-1])
     ratios = np.array([(m - overhead) / p for _, p, m in rows])
     scale = float(np.median(ratios))

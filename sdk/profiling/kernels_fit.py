@@ -1,9 +1,9 @@
 """Build a kernel predictor on this machine: time kernels, fit one tree ensemble per kernel type,
 sample more where it misses (nn-Meter's adaptive rounds), export the trees as plain arrays.
 
-Timings (best of >= 8 runs after warm-up, ms, CPU time of the invoking thread with one thread:
-see ``best_ms``) are appended to a JSONL journal as they are made, in ``host``'s format, so a run
-resumes where it stopped; given the journal, every sample drawn is the same again.
+Timings (best-of ms, kernels timed a chunk at a time in rounds, CPU time of the invoking thread
+with one thread: see ``timing.interleaved_best_ms``) are appended to a JSONL journal as they are
+made, in ``host``'s format, so a run resumes where it stopped; given the journal, every sample drawn is the same again.
 scikit-learn only fits: the fitted trees become ``TreeEnsemble`` arrays, predicted by numpy.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from edgetailor import _io
-from edgetailor.latency.kernel_predictor import Kernel, KernelPredictor, TreeEnsemble, basis, baseline_ms
+from edgetailor.latency.kernel_predictor import (NETWORK_TERMS, Kernel, KernelPredictor, TreeEnsemble, basis,
+                                                  baseline_ms, network_terms)
 from edgetailor.profiling import kernels as kernel_space
 from edgetailor.profiling.host import read_journal
 
@@ -39,16 +40,23 @@ FLOOR_MS = 2e-4         # a kernel no slower than an empty model still costs som
 # are drawn from (three seeds apart, so the three pools differ).
 POOL_NETWORKS = {"train": 6, "check": 4, "held_out": 3}
 EMPTY_MODEL_KEY = "empty-model"  # the journal's line for the per-inference constant
+NETWORKS_PER_SPACE = 2  # networks per space and per family timed whole, for the in-network terms
+NETWORK_MAX_MS = 60.0   # a drawn network predicted slower than this is not timed (seconds each)
+NETWORK_MIN = 12        # fewer networks timed: the plain sum of kernels is kept
+NETWORK_CAP = 64        # at most this many networks timed
+NETWORK_KEY = "network:"  # the journal's lines of whole networks: this + the spec
 METHODS = ("random_forest", "gradient_boosting")
 TREES = {"random_forest": 60, "gradient_boosting": 200}  # the npz stays ~1 MB and loads in a fraction of a second
 
 
+CHUNK = 64  # kernels timed together, round after round (``timing.interleaved_best_ms``)
+
+
 def best_ms(model: bytes, threads: int, warmup: int = 2, runs: int = 8, min_seconds: float = 0.02) -> float:
-    """Best-of ``invoke()`` time in ms (at least ``runs`` runs and ``min_seconds``). With one thread
-    the interpreter runs in the calling thread, so its CPU time is measured: other processes
-    taking turns on the cores do not count (on a shared 2-core machine at load 10, a network timed
-    34 ms of CPU and 186 ms best-of wall time); on an idle machine both agree. With more threads,
-    best-of wall time."""
+    """Best-of ``invoke()`` time in ms of one model in one stretch of time (at least ``runs`` runs
+    and ``min_seconds``): CPU time of the invoking thread with one thread, else wall time. On this
+    machine a stretch can fall in its slow state (``timing.interleaved_best_ms``): kernels and whole
+    models are timed interleaved instead; this is for a model timed alone."""
     import time
 
     import tensorflow as tf
@@ -71,20 +79,27 @@ def best_ms(model: bytes, threads: int, warmup: int = 2, runs: int = 8, min_seco
 
 def measure_kernels(kernels: list[Kernel], journal: Path, threads: int, done: dict[str, float],
                     progress: Callable[[int], None] | None = None) -> dict[str, float]:
-    """Best-of ms (``best_ms``) of each kernel not in ``done``, appended to ``journal``; returns
+    """Best-of ms of each kernel not in ``done``, timed ``CHUNK`` at a time interleaved
+    (``timing.interleaved_best_ms``), each chunk appended to ``journal`` when timed; returns
     ``done`` grown."""
+    from edgetailor.profiling.timing import interleaved_best_ms
+
+    todo = list({k.key: k for k in kernels if k.key not in done}.values())
+    if progress:
+        progress(len(kernels) - len(todo))
     with contextlib.ExitStack() as stack:
         stream = None
-        for kernel in kernels:
-            if kernel.key not in done:
-                ms = best_ms(kernel_space.kernel_model(kernel), threads)
-                done[kernel.key] = round(ms, 5)  # as the journal keeps it: a resumed run fits the same
-                with _io.writing(journal):
-                    stream = stream or stack.enter_context(journal.open("a"))
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start:start + CHUNK]
+            timed = interleaved_best_ms([kernel_space.kernel_model(k) for k in chunk], threads)
+            with _io.writing(journal):
+                stream = stream or stack.enter_context(journal.open("a"))
+                for kernel, ms in zip(chunk, timed):
+                    done[kernel.key] = round(ms, 5)  # as the journal keeps it: a resumed run fits the same
                     stream.write(json.dumps({"key": kernel.key, "ms": done[kernel.key], "threads": threads}) + "\n")
-                    stream.flush()
+                stream.flush()
             if progress:
-                progress(1)
+                progress(len(chunk))
     return done
 
 
@@ -202,9 +217,10 @@ def sample(journal: Path, threads: int, seed: int = 0, progress: Progress | None
     if EMPTY_MODEL_KEY not in done:
         from edgetailor.arch.layers import Op
         from edgetailor.profiling.tflite_ops import op_model
+        from edgetailor.profiling.timing import interleaved_best_ms
 
         empty = op_model(Op("add", (1, 1, 1), (1, 1, 1)))  # host's empty model: invoke() itself
-        done[EMPTY_MODEL_KEY] = round(best_ms(empty, threads, runs=200, min_seconds=0.2), 5)
+        done[EMPTY_MODEL_KEY] = round(interleaved_best_ms([empty], threads, passes=100, window_s=0.02)[0], 5)
         with _io.writing(journal), journal.open("a") as stream:
             stream.write(json.dumps({"key": EMPTY_MODEL_KEY, "ms": done[EMPTY_MODEL_KEY], "threads": threads}) + "\n")
     overhead_ms = done[EMPTY_MODEL_KEY]
@@ -277,10 +293,89 @@ def fit(samples: Samples, meta: dict) -> tuple[KernelPredictor, dict]:
                            {kind: p.baselines[kind] for kind, p in final.items()}, samples.overhead_ms, meta), report
 
 
+def time_networks(predictor: KernelPredictor, journal: Path, threads: int, seed: int,
+                  progress: Progress | None = None) -> list[tuple[list[Kernel], float]]:
+    """Whole networks (``kernels.network_model``) of the spaces and families, drawn a seed apart
+    from the kernels' pools and timed interleaved into ``journal``: (kernels, ms) each. Networks
+    the predictor puts over ``NETWORK_MAX_MS`` or that hold a type it lacks are not drawn."""
+    import tensorflow as tf
+
+    from edgetailor.arch.layers import walk
+    from edgetailor.errors import SpecError
+    from edgetailor.latency.kernel_predictor import detect_kernels
+    from edgetailor.profiling.timing import interleaved_best_ms
+
+    done = read_journal(journal, threads)
+    networks = []
+    for spec in kernel_space._specs(np.random.default_rng(seed + 3), NETWORKS_PER_SPACE):
+        try:
+            kernels = detect_kernels(walk(spec))
+        except SpecError:
+            continue
+        if all(k.type in predictor.ensembles for k in kernels) and \
+                predictor.overhead_ms + predictor.kernel_ms(kernels).sum() <= NETWORK_MAX_MS:
+            networks.append((NETWORK_KEY + spec.encode(), kernels))
+    networks = networks[:NETWORK_CAP]
+    todo = []
+    for key, kernels in networks:
+        if key not in done:
+            model = kernel_space.network_model(kernels)
+            try:
+                tf.lite.Interpreter(model_content=model).allocate_tensors()
+            except (RuntimeError, ValueError):  # a chain the runtime refuses (channel groups): left out
+                continue
+            todo.append((key, model))
+    if todo:
+        context = progress(f"networks timed whole ({len(todo)})", len(todo)) if progress else contextlib.nullcontext()
+        with context as update:
+            timed = interleaved_best_ms([model for _, model in todo], threads, passes=8, window_s=0.01)
+            with _io.writing(journal), journal.open("a") as stream:
+                for (key, _), ms in zip(todo, timed):
+                    done[key] = round(ms, 5)
+                    stream.write(json.dumps({"key": key, "ms": done[key], "threads": threads}) + "\n")
+            if update:
+                update(len(todo))
+    return [(kernels, done[key]) for key, kernels in networks if key in done]
+
+
+def fit_network(predictor: KernelPredictor, networks: list[tuple[list[Kernel], float]]) -> tuple[np.ndarray, dict]:
+    """``NETWORK_TERMS`` coefficients (non-negative, least relative error) from whole networks'
+    measured ms, and their leave-one-network-out error. Too few networks: the plain sum."""
+    from scipy.optimize import nnls
+
+    from edgetailor.latency.kernel_predictor import IDENTITY_NETWORK
+
+    if len(networks) < NETWORK_MIN:
+        return IDENTITY_NETWORK.copy(), {"networks": len(networks), "note": f"fewer than {NETWORK_MIN} networks "
+                                         "timed: kernels summed as timed alone"}
+    x = np.array([network_terms(k, predictor.kernel_ms(k)).sum(axis=0) for k, _ in networks])
+    y = np.array([ms - predictor.overhead_ms for _, ms in networks])
+
+    def solve(rows: np.ndarray) -> np.ndarray:
+        return nnls(x[rows] / y[rows, None], np.ones(rows.sum()), maxiter=50 * x.shape[1])[0]
+
+    everything = np.ones(len(y), bool)
+    loo = np.array([x[i] @ solve(everything & (np.arange(len(y)) != i)) for i in range(len(y))])
+    errors = np.abs(100 * ((loo + predictor.overhead_ms) / (y + predictor.overhead_ms) - 1))
+    plain = np.abs(100 * ((x[:, :6].sum(axis=1) + predictor.overhead_ms) / (y + predictor.overhead_ms) - 1))
+    return solve(everything), {
+        "networks": len(networks), "leave_one_out_mape_pct": round(float(errors.mean()), 2),
+        "leave_one_out_within_10pct": round(float(np.mean(errors <= MISS_PCT)), 3),
+        "plain_sum_mape_pct": round(float(plain.mean()), 2),
+        "what": "whole networks of the spaces and families (kernels chained in one model), timed interleaved; "
+                "in-network terms refitted without each"}
+
+
 def build(journal: Path, threads: int, seed: int = 0, progress: Progress | None = None,
           say: Callable[[str], None] | None = None) -> tuple[KernelPredictor, dict]:
-    """``sample`` then ``fit``: a kernel predictor for this machine and its held-out errors."""
-    return fit(sample(journal, threads, seed, progress, say), {"threads": threads, "seed": seed})
+    """``sample`` then ``fit``, then the in-network terms from whole networks: a kernel predictor
+    for this machine and its held-out errors."""
+    import dataclasses
+
+    predictor, report = fit(sample(journal, threads, seed, progress, say), {"threads": threads, "seed": seed})
+    coefficients, networks = fit_network(predictor, time_networks(predictor, journal, threads, seed, progress))
+    return dataclasses.replace(predictor, network=coefficients,
+                               meta={**predictor.meta, "in_network": networks}), report
 
 
 def attach(document: dict, out_path: Path, threads: int, seed: int = 0,
@@ -297,4 +392,7 @@ def attach(document: dict, out_path: Path, threads: int, seed: int = 0,
     _io.write_bytes(npz, data)
     return {**document, "kernel_predictor": {"file": npz.name, "sha256": hashlib.sha256(data).hexdigest(),
                                              "kernels_measured": predictor.meta["kernels_measured"],
-                                             "rounds": predictor.meta["rounds"], "held_out": report}}
+                                             "rounds": predictor.meta["rounds"], "held_out": report,
+                                             "in_network": {**predictor.meta["in_network"],
+                                                            "terms": dict(zip(NETWORK_TERMS,
+                                                                              np.round(predictor.network, 5).tolist()))}}}

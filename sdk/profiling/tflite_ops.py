@@ -197,11 +197,14 @@ def op_model(op: Op) -> bytes:
             g.op(B.ADD, [x, other], [y], schema.BuiltinOptions.AddOptions, schema.AddOptionsT())
         else:
             g.op(B.MUL, [x, other], [y], schema.BuiltinOptions.MulOptions, schema.MulOptionsT())
-    elif op.kind == "concat":
+    elif op.kind == "concat":  # copies of the input, and an input of the channels left over
+        copies, rest = divmod(op.out_shape[2], op.in_shape[2])
+        extra = [g.tensor([1, *op.in_shape[:2], rest])] if rest else []
         y = g.tensor(out_shape)
         concat = schema.ConcatenationOptionsT()
         concat.axis = 3
-        g.op(B.CONCATENATION, [x, x], [y], schema.BuiltinOptions.ConcatenationOptions, concat)
+        g.op(B.CONCATENATION, [x] * copies + extra, [y], schema.BuiltinOptions.ConcatenationOptions, concat)
+        return g.to_bytes([x, *extra], [y])
     elif op.kind == "split":
         begin = g.tensor([4], np.zeros(4, np.int32), schema.TensorType.INT32)
         size = g.tensor([4], np.array(out_shape, np.int32), schema.TensorType.INT32)

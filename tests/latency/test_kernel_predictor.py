@@ -107,3 +107,22 @@ def test_a_kernel_predictor_that_is_not_the_recorded_one_is_refused(tmp_path):
     (tmp_path / "host.json.kernels.npz").unlink()
     with pytest.raises(ProfileError, match="cannot be read"):
         profiles.load_file(path)
+
+
+def test_in_network_terms_price_each_kernel_and_round_trip_through_the_npz(tmp_path):
+    predictor = _tiny_predictor({k.type for k in detect_kernels(walk(SPEC))})
+    kernels = detect_kernels(walk(SPEC))
+    assert predictor.predict_ms(walk(SPEC)) == pytest.approx(predictor.overhead_ms + predictor.kernel_ms(kernels).sum())
+    terms = dict.fromkeys(kernel_predictor.NETWORK_TERMS, 0.0)
+    terms.update(conv=2.0, dwconv=1.0, se=1.0, pool=1.0, attention=1.0, elementwise=1.0, weight_mb=0.5, kernel=0.01)
+    scaled = KernelPredictor(predictor.ensembles, predictor.baselines, predictor.overhead_ms, {},
+                             np.array(list(terms.values())))
+    alone = predictor.kernel_ms(kernels)
+    conv = np.array([k.type in ("conv", "pwconv", "fc") for k in kernels])
+    weight_mb = np.array([k.op.params * 4e-6 for k in kernels])
+    expected = np.where(conv, 2.0, 1.0) * alone + 0.5 * weight_mb + 0.01
+    assert np.allclose(scaled.in_network_ms(kernels), expected)
+    write_bytes(tmp_path / "k.npz", scaled.to_npz_bytes())
+    loaded = kernel_predictor.load(tmp_path / "k.npz")
+    assert np.array_equal(loaded.network, scaled.network)
+    assert loaded.predict_ms(walk(SPEC)) == pytest.approx(predictor.overhead_ms + expected.sum())
