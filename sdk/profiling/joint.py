@@ -13,13 +13,18 @@ lookup-table file: its TFLite version, harness and timing method), pulled toward
 penalty so that a source with few rows cannot explain them all away. A lookup table measured in
 its own setting therefore gets its own factor instead of overriding the model. A profile is a
 (device, setting) pair and predicts with ``g = 0``: what a new source in that setting is expected
-to measure. Pixel 1 on ``tflite-fp32-1t`` is the reference (``a = b = 0``). The kernel-level host
-predictor of issue 14 item 1 does not exist yet, so the cost shape is the op model's
-(``latency.cost.FEATURES``).
+to measure. Pixel 1 on ``tflite-fp32-1t`` is the reference (``a = b = 0``). A source is the
+publication (``joint_data.publication``): one table cited with two notes on where its MACs came
+from is one harness. The cost shape is the op model's (``latency.cost.FEATURES``): a measured
+host's shape transfers worse to Pixel 1 (the idle AMD EPYC profile of 2026-11-30 with its kernel
+predictor, not shipped; one Pixel 1 factor fitted on the other families: leave-one-family-out
+18.2 % with its kernel predictor, 17.2 % with its op tables, ProxylessNAS +127 % / +139 %; this
+fit 13.7 % on the same folds. ``benchmarks/profile_calibration.py --diagnose --host FILE``).
 
 Fit: alternate (1) the coefficients by non-negative least squares on relative error with the
 factors fixed, (2) the log factors by weighted ridge least squares on log(measured / cost);
-``ROUNDS`` rounds, then the reference pair's level moves into the coefficients.
+at most ``ROUNDS`` rounds (fewer once the factors settle), then the reference pair's level moves
+into the coefficients.
 Pure numpy/scipy.
 """
 from __future__ import annotations
@@ -34,11 +39,14 @@ from edgetailor.profiling.joint_data import Labelled
 
 REFERENCE = ("pixel1", "tflite-fp32-1t")
 ROUNDS = 30
-# Chosen on the folds benchmarks/profile_calibration.py prints (pixel1 leave-one-family-out, the
-# issue's target): source ridge 2 / 4 / 8 and shrink 0.1 / 1 / 3 / 10 gave 11.3-25% there; 4 and 3
-# were best (11.6%). Units: one model row's weight.
-SOURCE_RIDGE = 4.0      # pull of each source's log factor toward 0
-SHRINK = 3.0            # pull of a (device, setting)'s own cost shape toward the shared one
+TOLERANCE = 1e-5        # stop early once no log factor moves more than this in a round
+# Chosen by ``joint_select.choose`` on all rows (an inner leave-one-family-out over every model
+# family on every device; grid source ridge 1/4/16/64 x shrink 0.3/3/30/300), never on the folds a
+# profile reports: 16 and 30 (inner mean abs log error 0.160; 4 and 3, chosen before on pixel1's
+# reported folds, 0.162). ``benchmarks/profile_calibration.py --nested`` chooses them again without
+# each held-out family. Units: one model row's weight.
+SOURCE_RIDGE = 16.0     # pull of each source's log factor toward 0
+SHRINK = 30.0           # pull of a (device, setting)'s own cost shape toward the shared one
 IDENTIFY_RIDGE = 1e-6   # splits confounded factors (a device seen in one setting only) evenly
 TABLE_WEIGHT = 8.0      # a whole lookup-table file weighs as much as 8 model rows
 # A pair's own NNLS can zero a work type its rows barely exercise (Pixel 2's classifier); no work
@@ -119,7 +127,8 @@ class JointFit:
         return out
 
 
-def fit(design: Design, train: np.ndarray | None = None, shrink: float = SHRINK) -> JointFit:
+def fit(design: Design, train: np.ndarray | None = None, shrink: float = SHRINK,
+        source_ridge: float = SOURCE_RIDGE) -> JointFit:
     """Fit on the rows where ``train`` is true (all rows by default)."""
     train = np.ones(len(design.y), bool) if train is None else train
     x, y, w = design.x[train], design.y[train], design.weight[train]
@@ -130,10 +139,11 @@ def fit(design: Design, train: np.ndarray | None = None, shrink: float = SHRINK)
     one_hot = np.zeros((len(y), len(columns)))
     for j, (kind, name) in enumerate(columns):
         one_hot[:, j] = getattr(design, kind)[train] == name
-    ridge = np.array([SOURCE_RIDGE if kind == "source" else IDENTIFY_RIDGE for kind, _ in columns])
+    ridge = np.array([source_ridge if kind == "source" else IDENTIFY_RIDGE for kind, _ in columns])
     log_factor = np.zeros(len(y))
     theta = np.zeros(len(columns))
     own = {}
+    previous = None
     for _ in range(ROUNDS):
         scaled = x * np.exp(log_factor)[:, None]
         shared = _memory_floor(nnls_fit(scaled, y, w))
@@ -144,6 +154,9 @@ def fit(design: Design, train: np.ndarray | None = None, shrink: float = SHRINK)
             cost[m] = x[m] @ own[g]
         theta = _ridge(one_hot, np.log(y / np.maximum(cost, 1e-9)), w, ridge)
         log_factor = one_hot @ theta
+        if previous is not None and np.max(np.abs(theta - previous)) < TOLERANCE:
+            break
+        previous = theta
     parts = {"device": {}, "setting": {}, "source": {}}
     for (kind, name), value in zip(columns, theta):
         parts[kind][name] = float(value)

@@ -49,6 +49,12 @@ class Labelled:
     family: str
 
 
+def publication(source: str) -> str:
+    """The publication a row's timing comes from: its source text without the note on where its
+    MACs and parameters came from (one table cited with two such notes is one harness)."""
+    return source.split("; MACs/params from")[0]
+
+
 def device_of(name: str) -> str | None:
     if name.startswith("Pixel 2 XL"):
         return None
@@ -124,7 +130,7 @@ def published(csv_path: Path) -> tuple[list[Labelled], dict[str, int]]:
                                             row["source"]), arch)
         family = zoo.resolve(arch).family.name
         out.append(Labelled(sample, device_of(row["device"]), setting_of(row["setting"]),
-                            row["source"], family))
+                            publication(row["source"]), family))
     return out, skipped
 
 
