@@ -505,6 +505,11 @@ def profile_measure(space: str, out_path: Path, archs: int, with_zoo: bool, thre
             entry = document["kernel_predictor"]
             click.echo(f"kernel predictor: {entry['kernels_measured']} kernels measured, "
                        f"{len(entry['held_out'])} kernel types, in {out_path.parent / entry['file']}")
+            networks = entry["in_network"]
+            click.echo(f"in-network terms: {networks['networks']} networks timed whole, "
+                       + (f"leave-one-out error {networks['leave_one_out_mape_pct']}% "
+                          f"(kernels summed as timed alone: {networks['plain_sum_mape_pct']}%)"
+                          if "leave_one_out_mape_pct" in networks else networks["note"]))
 
 
 @profile.command("import")
@@ -531,6 +536,64 @@ def profile_import(measurements: tuple[Path, ...], base: str, profile_name: str,
     else:
         click.echo(f"wrote {out_path}: {document['name']} from {len(document['calibration'])} "
                    f"measured models, expected error {_expected(document['expected_error_pct'])}")
+
+
+@profile.command("adapt")
+@click.option("--base", required=True, help="Profile with a kernel predictor (profile measure --kernels).")
+@click.option("--measurements", "measurements", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The new device's kernel timings (JSONL; --measure writes it here).")
+@click.option("--name", "profile_name", required=True, help="Name of the new profile.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--measure", is_flag=True,
+              help="First time the chosen kernels on this machine in --threads/--precision into "
+                   "MEASUREMENTS (resumes an interrupted run).")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "int8"]), default="float32", show_default=True)
+@click.option("--max-kernels", type=click.IntRange(1, 100000), default=300, show_default=True)
+@click.option("--networks", type=click.IntRange(0, 1000), default=32, show_default=True,
+              help="With --measure: whole networks (kernels chained in one model) timed too, to refit what "
+                   "kernels cost inside a network.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+def profile_adapt(base: str, measurements: Path, profile_name: str, out_path: Path, measure: bool,
+                  threads: int, precision: str, max_kernels: int, networks: int, seed: int, as_json: bool) -> None:
+    """A new device's profile from few kernel timings: the base's kernel trees kept, each kernel
+    type's baseline refitted on the new device (and what kernels cost inside a network, from
+    whole networks timed there)."""
+    from edgetailor import _io
+    from edgetailor.profiling import adapt
+
+    _io.check_output_file(out_path, replace=True)
+    base_profile = load_profile(base)
+    if base_profile.kernels is None:
+        fail(f"base profile {base_profile.name} has no kernel predictor to adapt; build one with "
+             "`edgetailor profile measure --kernels`")
+    if measure:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from edgetailor.converters.base import native_output_captured
+        from edgetailor.profiling import adapt_measure
+
+        chosen = adapt_measure.choose(base_profile.kernels, max_kernels, seed)
+        _io.check_writable(measurements)
+        with native_output_captured(True):  # TFLite's delegate banner, printed once: not over the bar
+            adapt_measure.measure([], measurements, threads, precision, say=say)  # the empty model
+        with click.progressbar(length=len(chosen), label=f"timing {len(chosen)} kernels", file=sys.stderr) as bar:
+            adapt_measure.measure(chosen, measurements, threads, precision, bar.update, say)
+        if networks:
+            say(f"timing {networks} whole networks")
+            adapt_measure.measure_networks(adapt_measure.choose_networks(base_profile.kernels, networks, seed),
+                                           measurements, threads, precision)
+    document = adapt.write(base_profile, measurements, profile_name, out_path)
+    summary = {"out": str(out_path), "name": profile_name, "base": base_profile.name,
+               "adapt": document["error"]["adapt"], "expected_error_pct": document["expected_error_pct"]}
+    if as_json:
+        emit_json(summary)
+    else:
+        entry, report = document["kernel_predictor"], document["error"]["adapt"]
+        click.echo(f"wrote {out_path}: {profile_name} from {entry['kernels_measured']} kernels measured, "
+                   f"adapted from {base_profile.name}; expected error {_expected(document['expected_error_pct'])}")
+        if report.get("models_measured"):
+            click.echo(f"whole models: {report['models_measured']} timed, {report['in_model']}")
 
 
 @main.command()

@@ -1,0 +1,170 @@
+"""The few kernels to measure on a new device, and their timing on this host in another setting
+(thread count, int8) into an adapt measurements journal (``edgetailor.profiling.adapt``).
+
+The kernels are chosen from the networks the searches and the zoo make (``kernels.observed_kernels``):
+every kernel type they use gets measurements, a type's share of the budget grows with the square
+root of its part of those networks' predicted time (big types need more points to refit four
+coefficients, small ones a factor), and within a type the picks are stratified over its variants
+(kernel size, stride, padding: int8 7x7 depthwise runs ~4x slower than the float shape says, so
+each variant needs its own points) and then over predicted time (one per equal-count bin), so
+small and large kernels are both covered.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgetailor import _io
+from edgetailor.errors import ProfileError
+from edgetailor.latency.kernel_predictor import Kernel, KernelPredictor
+from edgetailor.profiling import adapt
+from edgetailor.profiling import kernels as kernel_space
+
+MIN_PER_TYPE = 4      # every type gets a factor of its own (adapt.SCALE_MIN and a spare)
+POOL_NETWORKS = 3     # networks walked per space and per zoo family for the pool
+
+
+def kernel_model_bytes(kernel: Kernel, precision: str) -> bytes:
+    """The one-kernel TFLite model in ``precision`` (int8: full-integer, as ``int8_tflite_ops``)."""
+    model = kernel_space.kernel_model(kernel)
+    if precision == "int8":
+        from edgetailor.profiling.int8_tflite_ops import quantize_model
+
+        return quantize_model(model)
+    return model
+
+
+def _allocate(weights: dict[str, float], available: dict[str, int], budget: int) -> dict[str, int]:
+    """Kernels per type: ``MIN_PER_TYPE`` each (or all there are), the rest of ``budget`` by weight."""
+    counts = {kind: min(MIN_PER_TYPE, available[kind]) for kind in weights}
+    total = sum(weights.values()) or 1.0
+    spare = budget - sum(counts.values())
+    if spare < 0:
+        raise ProfileError(f"--max-kernels {budget} cannot give every one of the {len(weights)} kernel types "
+                           f"{MIN_PER_TYPE} measurements; allow at least {sum(counts.values())}")
+    for kind in sorted(weights, key=weights.get, reverse=True):
+        extra = min(available[kind] - counts[kind], int(round(spare * weights[kind] / total)),
+                    budget - sum(counts.values()))
+        counts[kind] += max(extra, 0)
+    return counts
+
+
+def choose(base: KernelPredictor, budget: int, seed: int = 0) -> list[Kernel]:
+    """At most ``budget`` kernels to measure (see the module docstring), of types ``base`` knows."""
+    pool = [k for k in kernel_space.observed_kernels(seed + 11, POOL_NETWORKS) if k.type in base.ensembles]
+    by_type: dict[str, list[Kernel]] = {}
+    for kernel in pool:
+        by_type.setdefault(kernel.type, []).append(kernel)
+    predicted = {kind: base.kernel_ms(group) for kind, group in by_type.items()}
+    weights = {kind: float(np.sqrt(ms.sum())) for kind, ms in predicted.items()}
+    counts = _allocate(weights, {kind: len(group) for kind, group in by_type.items()}, budget)
+    rng = np.random.default_rng(seed)
+    out = []
+    for kind in sorted(by_type):
+        # by kernel size, stride and padding first, then time: the bins cover each such variant
+        variants = [(k.op.kernel, k.op.stride, k.padded) for k in by_type[kind]]
+        index = {v: i for i, v in enumerate(sorted(set(variants)))}
+        order = np.lexsort((predicted[kind], [index[v] for v in variants]))
+        for stratum in np.array_split(order, counts[kind]):
+            if len(stratum):
+                out.append(by_type[kind][int(rng.choice(stratum))])
+    return out
+
+
+def _interleaved(models: list[bytes], threads: int, **options) -> list[float]:
+    from edgetailor.profiling.timing import interleaved_best_ms
+
+    return interleaved_best_ms(models, threads, **options)
+
+
+def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
+            progress: Callable[[int], None] | None = None, say: Callable[[str], None] | None = None) -> None:
+    """Time the empty model and each kernel not yet in ``journal`` in ``precision`` with
+    ``threads`` threads, best-of ms, ``kernels_fit.CHUNK`` kernels at a time interleaved (as the
+    base's kernels are: ``timing.interleaved_best_ms``), appending each chunk as it is timed; a
+    journal of another setting is an error (one file, one device)."""
+    from edgetailor.arch.layers import Op
+    from edgetailor.profiling.host import op_model_bytes
+    from edgetailor.profiling.kernels_fit import CHUNK
+
+    done = adapt.read(journal, repair=True, say=say) if journal.exists() else None
+    if done is not None and (done.kernels or done.empty_ms) and done.setting != (threads, precision):
+        raise ProfileError(f"{journal} holds measurements with {done.setting[0]} thread(s) in "
+                           f"{done.setting[1]}; give another file for {threads} thread(s) in {precision}")
+    if done is None or done.empty_ms is None:
+        empty = op_model_bytes(Op("add", (1, 1, 1), (1, 1, 1)), precision)  # invoke() itself
+        ms = _interleaved([empty], threads, passes=100, window_s=0.02)[0]
+        _append(journal, [adapt.journal_line(adapt.EMPTY_MODEL_KEY, ms, threads, precision)])
+    todo = list({k.key: k for k in kernels if not done or k.key not in done.kernels}.values())
+    if progress:
+        progress(len(kernels) - len(todo))
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        timed = _interleaved([kernel_model_bytes(k, precision) for k in chunk], threads)
+        lines = [adapt.journal_line(k.key, ms, threads, precision, type=k.type, features=[float(f) for f in k.features()])
+                 for k, ms in zip(chunk, timed)]
+        _append(journal, lines)
+        if progress:
+            progress(len(chunk))
+
+
+def _append(journal: Path, lines: list[str]) -> None:
+    with _io.writing(journal), journal.open("a") as stream:
+        stream.write("".join(lines))
+
+
+def choose_networks(base: KernelPredictor, count: int, seed: int = 0) -> list[tuple[str, list[Kernel]]]:
+    """``count`` networks of the spaces and families (spec string, kernels), another draw than the
+    kernels', of types ``base`` knows and predicted under ``kernels_fit.NETWORK_MAX_MS``."""
+    from edgetailor.arch.layers import walk
+    from edgetailor.errors import SpecError
+    from edgetailor.latency.kernel_predictor import detect_kernels
+    from edgetailor.profiling.kernels_fit import NETWORK_MAX_MS
+
+    rng = np.random.default_rng(seed + 23)
+    out = []
+    for spec in kernel_space._specs(rng, 1 + count // 16):  # each draw: every space and family once
+        try:
+            kernels = detect_kernels(walk(spec))
+        except SpecError:
+            continue
+        if all(k.type in base.ensembles for k in kernels) and base.predict_ms(walk(spec)) <= NETWORK_MAX_MS:
+            out.append((spec.encode(), kernels))
+    picks = rng.choice(len(out), min(count, len(out)), replace=False)
+    return [out[i] for i in sorted(picks)]
+
+
+def measure_networks(networks: list[tuple[str, list[Kernel]]], journal: Path, threads: int, precision: str) -> None:
+    """Time whole networks (their kernels chained in one model, ``kernels.network_model``; int8:
+    full-integer) not yet in ``journal``, interleaved, and append them with their specs."""
+    import tensorflow as tf
+
+    done = {name for name, _, _ in adapt.read(journal).models} if journal.exists() else set()
+    todo = []
+    for spec_text, kernels in networks:
+        if f"network:{spec_text}" in done:
+            continue
+        model = kernel_space.network_model(kernels)
+        if precision == "int8":
+            from edgetailor.profiling.int8_tflite_ops import quantize_model
+
+            model = quantize_model(model)
+        try:
+            tf.lite.Interpreter(model_content=model).allocate_tensors()
+        except (RuntimeError, ValueError):  # a chain the runtime refuses (channel groups): left out
+            continue
+        todo.append((spec_text, model))
+    if todo:
+        timed = _interleaved([model for _, model in todo], threads, passes=8, window_s=0.01)
+        _append(journal, [adapt.journal_line(f"network:{spec_text}", ms, threads, precision, spec=spec_text)
+                          for (spec_text, _), ms in zip(todo, timed)])
+
+
+def measure_model(model: bytes, name: str, spec_text: str, journal: Path, threads: int, precision: str) -> float:
+    """Time a whole converted model (best-of ms, as the kernels) and append it to ``journal`` with
+    its spec, for the in-model factor (``adapt._in_model_factor``); returns the ms."""
+    ms = _interleaved([model], threads, passes=8, window_s=0.05)[0]
+    _append(journal, [adapt.journal_line(f"model:{name}", ms, threads, precision, spec=spec_text)])
+    return ms
