@@ -390,6 +390,12 @@ def attach(document: dict, out_path: Path, threads: int, seed: int = 0,
     data = predictor.to_npz_bytes()
     npz = out_path.with_name(out_path.name + ".kernels.npz")
     _io.write_bytes(npz, data)
+    networks = predictor.meta["in_network"]
+    if "leave_one_out_mape_pct" in networks:  # the profile now prices with the kernels: their error
+        document = {**document, "expected_error_pct": networks["leave_one_out_mape_pct"],
+                    "error": {**document["error"], "kernels_in_network_leave_one_out": {
+                        "n": networks["networks"], "mape_pct": networks["leave_one_out_mape_pct"],
+                        "within_10pct": networks["leave_one_out_within_10pct"], "what": networks["what"]}}}
     return {**document, "kernel_predictor": {"file": npz.name, "sha256": hashlib.sha256(data).hexdigest(),
                                              "kernels_measured": predictor.meta["kernels_measured"],
                                              "rounds": predictor.meta["rounds"], "held_out": report,

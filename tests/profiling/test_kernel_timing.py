@@ -116,6 +116,7 @@ def test_profile_measure_kernels_builds_a_predictor_the_profile_uses_and_resumes
     entry = json.loads(out.read_text())["kernel_predictor"]
     assert entry["file"] == "host.json.kernels.npz" and entry["kernels_measured"] > 50
     assert entry["in_network"]["networks"] >= 3 and "leave_one_out_mape_pct" in entry["in_network"]
+    assert json.loads(out.read_text())["expected_error_pct"] == entry["in_network"]["leave_one_out_mape_pct"]
     spec = spaces.get("proxyless").decode(spaces.get("proxyless").sample(np.random.default_rng(3))[0])
     breakdown = profiles.load_file(out).predict(spec)
     assert {layer.source for layer in breakdown.layers} == {"kernels"} and breakdown.total_ms > 0
