@@ -141,6 +141,9 @@ def _step_ops(step: Step, ins: list[Shape]) -> list[Op]:
                       stride=step.stride)]
     if step.op == "pool":
         return [_free("pool", shape, (1, 1, c))]
+    if step.op == "add" and any(other != shape and other[:2] != (1, 1) for other in ins):  # 1x1: broadcast
+        raise SpecError(f"a residual add of maps {' and '.join('x'.join(map(str, s)) for s in ins)}: "
+                        "the resolution does not fit the block's strides")
     if step.op in ("add", "shuffle"):
         return [_free(step.op, shape)]
     raise SpecError(f"no layer walk for step op {step.op!r}")

@@ -118,3 +118,11 @@ def test_matmul_keys_rebuild_their_macs():
         if op.kind == "matmul":
             assert op_from_key(op_key(op)).macs == op.macs
 
+
+
+def test_a_resolution_the_attention_strides_do_not_fit_is_refused_by_the_walk():
+    # 112 px leaves a 7x7 map that EfficientFormerV2's stride-2 attention brings back as 8x8: the
+    # builder could not add it to its residual, so the walk (and latency) refuse it in one line
+    with pytest.raises(SpecError, match="residual add of maps 8x8x48 and 7x7x48"):
+        layers.walk(zoo.resolve("efficientformerv2_s0", 0.5, 112).spec)
+    assert layers.walk(zoo.resolve("efficientformerv2_s0", 0.5, 128).spec)
