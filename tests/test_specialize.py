@@ -93,6 +93,27 @@ def test_specialize_segmentation_without_a_dataset_from_the_cli(tmp_path):
     assert manifest["tflite"]["outputs"][0]["shape"] == [1, 64, 64, 3]
     assert [o["name"] for o in manifest["coreml"]["outputs"]] == ["mask", "probabilities"]
     assert abs(manifest["latency"]["predicted_ms"] - summary["chosen"]["latency_ms"]) < 0.01
+    assert_segmentation_ml_program(out / "model.mlpackage", 64, ["background", "person", "pet"])
+
+
+def assert_segmentation_ml_program(path, resolution: int, labels: list[str]) -> None:
+    """The segmenter's Core ML package (the one conversion of an LR-ASPP in the suite): an ML
+    Program from an ``image`` input to ``mask`` and ``probabilities``, labels as a JSON list,
+    weights beside it and nothing half written left next to it."""
+    import coremltools as ct
+
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    assert spec.WhichOneof("Type") == "mlProgram"
+    (image,) = spec.description.input
+    assert image.name == "image" and image.type.imageType.width == resolution
+    mask, probabilities = spec.description.output
+    assert mask.name == "mask" and list(mask.type.multiArrayType.shape) == [1, resolution, resolution]
+    assert probabilities.name == "probabilities"
+    assert list(probabilities.type.multiArrayType.shape) == [1, resolution, resolution, len(labels)]
+    assert json.loads(spec.description.metadata.userDefined["labels"]) == labels  # a list, not a joined string
+    assert mask.shortDescription and probabilities.shortDescription
+    assert (path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").is_file()
+    assert not [p.name for p in path.parent.iterdir() if p.name.startswith(".")]  # no staged leftovers
 
 
 @pytest.mark.parametrize("args, message", [

@@ -6,6 +6,7 @@ The names are the Keras layer names the builder gives: each block's output
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from edgetailor.arch.blocks import block_steps
@@ -24,8 +25,12 @@ class FeatureInfo:
     kind: str  # "block" (a block's output) or "expansion" (an inverted residual's 1x1 expand)
 
 
-def feature_info(spec: ArchSpec) -> list[FeatureInfo]:
-    """Endpoints in graph order; the head (pooling and after) is left out."""
+@functools.lru_cache(maxsize=1024)
+def feature_info(spec: ArchSpec) -> tuple[FeatureInfo, ...]:
+    """Endpoints in graph order; the head (pooling and after) is left out.
+
+    Cached per spec (specs are frozen): a detection pick asks for each candidate's endpoints about
+    ten times (anchors, head and cost), each a walk of the whole network."""
     out: list[FeatureInfo] = []
     stride = 1
     for layer in walk(spec, num_classes=None):
@@ -38,7 +43,7 @@ def feature_info(spec: ArchSpec) -> list[FeatureInfo]:
             out.append(FeatureInfo(f"{prefix}_expand_act", stride, layer.ops[0].out_shape[2], "expansion"))
         stride *= block.stride
         out.append(FeatureInfo(f"{prefix}_out", stride, layer.out_shape[2], "block"))
-    return out
+    return tuple(out)
 
 
 def last_at_stride(spec: ArchSpec, stride: int, kind: str = "block") -> FeatureInfo:

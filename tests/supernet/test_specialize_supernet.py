@@ -17,6 +17,8 @@ from edgetailor.latency import profiles
 
 from test_supernet import TINY, fast
 
+pytestmark = pytest.mark.slow  # trains a supernet and converts bundles
+
 PIXEL1 = profiles.load("pixel1")
 
 

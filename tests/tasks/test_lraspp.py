@@ -1,5 +1,6 @@
 """LR-ASPP: head definition and cost, a tiny segmenter trained on ``shapes`` masks, TFLite with
-ImageSegmenter metadata, Core ML ML Program with the mask output.
+ImageSegmenter metadata. Its Core ML ML Program (mask output) is checked on the segmentation
+bundle of tests/test_specialize.py: one Core ML conversion of a segmenter in the suite.
 
 Tiny segmenter: mobilenet_v3_small at width 0.5, 128 px, trained from scratch on 512 ``shapes``
 images (seed 0) for 12 epochs (well under a minute here); held out: 100 images of seed 1.
@@ -109,26 +110,6 @@ def test_tflite_has_image_segmenter_metadata(tflite_path):
     assert output["name"] == "segmentation_masks"
     assert output["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
     assert tuple(displayer.get_associated_file_buffer("labels.txt").decode().split()) == LABELS
-
-
-def test_coreml_ml_program_with_mask_output(segmenter, tmp_path):
-    import coremltools as ct
-
-    from edgetailor.tasks.segmentation import export as segmentation_export
-
-    path = segmentation_export.export_coreml(segmenter, tmp_path / "segmenter.mlpackage")
-    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
-    assert spec.WhichOneof("Type") == "mlProgram"
-    (image,) = spec.description.input
-    assert image.name == "image" and image.type.imageType.width == RESOLUTION
-    mask, probabilities = spec.description.output
-    assert mask.name == "mask" and list(mask.type.multiArrayType.shape) == [1, RESOLUTION, RESOLUTION]
-    assert probabilities.name == "probabilities"
-    assert list(probabilities.type.multiArrayType.shape) == [1, RESOLUTION, RESOLUTION, len(LABELS)]
-    assert json.loads(spec.description.metadata.userDefined["labels"]) == list(LABELS)  # a list, not a joined string
-    assert mask.shortDescription and probabilities.shortDescription
-    assert (path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").is_file()
-    assert not list(tmp_path.glob(".segmenter.mlpackage.*"))  # nothing half written left behind
 
 
 def test_mask_class_beyond_the_labels_is_an_error():

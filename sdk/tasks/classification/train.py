@@ -261,8 +261,10 @@ def train_classifier(spec: ArchSpec, dataset: Path, epochs: int, seed: int = 0, 
     data = load_dataset(recipe)
     tf.keras.utils.set_random_seed(seed)
     model = builder.build(spec, num_classes=len(data.classes), dropout=0.2, name=name)
+    steps = epochs * -(-len(data.x_train) // recipe.batch_size)
     model.compile(optimizer=tf.keras.optimizers.Adam(recipe.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  run_eagerly=steps <= EAGER_MAX_STEPS)  # a short run: tracing costs more (see _train)
     model.fit(_normalise(data.x_train), data.y_train, batch_size=recipe.batch_size, epochs=epochs,
               shuffle=True, verbose=0)
     recalibrate_batch_norm(model, data.x_train, batches=8, batch_size=64)

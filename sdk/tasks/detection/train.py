@@ -140,6 +140,12 @@ def losses(cls_target, box_target, codes, logits, num_classes: int, loss: str = 
     return cls_loss, box_loss
 
 
+# Up to this many optimizer steps a run goes eagerly: tracing the training step costs more than it
+# saves (one step of a tiny detector, load 7 on 2 cores: 46 s traced, 7.8 s eager; measured for
+# edgetailor.supernet.detection_search's EAGER_STEPS).
+EAGER_STEPS = 6
+
+
 def training_step(model: tf.keras.Model, optimizer, num_classes: int, loss: str = "focal", head_losses=None):
     """One compiled step on uint8 images and matched targets; returns (class loss, box loss).
     ``head_losses(cls_target, box_target, codes, logits, num_classes)``: a head's own losses
@@ -236,9 +242,12 @@ def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:
 def run_epochs(step, batch, n: int, batch_size: int, epochs: int, flip: bool, seed: int,
                names: tuple[str, ...], progress=None) -> list[dict]:
     """The shared loop: shuffled batches (each image once per epoch, flipped at random when
-    ``flip``: indices >= n mean "flipped"), per-epoch mean losses, ``progress`` callbacks."""
+    ``flip``: indices >= n mean "flipped"), per-epoch mean losses, ``progress`` callbacks.
+    ``step`` is a ``tf.function``; it runs eagerly when the run is at most ``EAGER_STEPS`` steps."""
     rng = np.random.default_rng(seed)
     steps = max(1, n // batch_size)
+    if steps * epochs <= EAGER_STEPS:
+        step = step.python_function
     history = []
     with fast_trace():
         for epoch in range(epochs):
