@@ -100,14 +100,33 @@ def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
     todo = list({k.key: k for k in kernels if not done or k.key not in done.kernels}.values())
     if progress:
         progress(len(kernels) - len(todo))
+    models = {k.key: kernel_model_bytes(k, precision) for k in todo}
+    refused = [k for k in todo if not _runs(models[k.key])]
+    if refused and say:  # e.g. an attention matmul whose reshape the int8 rewrite breaks
+        say(f"left out {len(refused)} kernel(s) the runtime refuses in {precision}: "
+            f"{', '.join(sorted({k.type for k in refused}))}")
+    todo = [k for k in todo if k not in refused]
+    if progress and refused:
+        progress(len(refused))
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start:start + CHUNK]
-        timed = _interleaved([kernel_model_bytes(k, precision) for k in chunk], threads)
+        timed = _interleaved([models[k.key] for k in chunk], threads)
         lines = [adapt.journal_line(k.key, ms, threads, precision, type=k.type, features=[float(f) for f in k.features()])
                  for k, ms in zip(chunk, timed)]
         _append(journal, lines)
         if progress:
             progress(len(chunk))
+
+
+def _runs(model: bytes) -> bool:
+    """Whether the TFLite runtime prepares ``model``."""
+    import tensorflow as tf
+
+    try:
+        tf.lite.Interpreter(model_content=model).allocate_tensors()
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def _append(journal: Path, lines: list[str]) -> None:
