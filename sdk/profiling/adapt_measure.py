@@ -101,7 +101,9 @@ def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
     if progress:
         progress(len(kernels) - len(todo))
     models = {k.key: kernel_model_bytes(k, precision) for k in todo}
-    refused = [k for k in todo if not _runs(models[k.key])]
+    from edgetailor.profiling.timing import runs
+
+    refused = [k for k in todo if not runs(models[k.key])]
     if refused and say:  # e.g. an attention matmul whose reshape the int8 rewrite breaks
         say(f"left out {len(refused)} kernel(s) the runtime refuses in {precision}: "
             f"{', '.join(sorted({k.type for k in refused}))}")
@@ -116,17 +118,6 @@ def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
         _append(journal, lines)
         if progress:
             progress(len(chunk))
-
-
-def _runs(model: bytes) -> bool:
-    """Whether the TFLite runtime prepares ``model``."""
-    import tensorflow as tf
-
-    try:
-        tf.lite.Interpreter(model_content=model).allocate_tensors()
-    except (RuntimeError, ValueError):
-        return False
-    return True
 
 
 def _append(journal: Path, lines: list[str]) -> None:
@@ -158,7 +149,7 @@ def choose_networks(base: KernelPredictor, count: int, seed: int = 0) -> list[tu
 def measure_networks(networks: list[tuple[str, list[Kernel]]], journal: Path, threads: int, precision: str) -> None:
     """Time whole networks (their kernels chained in one model, ``kernels.network_model``; int8:
     full-integer) not yet in ``journal``, interleaved, and append them with their specs."""
-    import tensorflow as tf
+    from edgetailor.profiling.timing import runs
 
     done = {name for name, _, _ in adapt.read(journal).models} if journal.exists() else set()
     todo = []
@@ -170,11 +161,8 @@ def measure_networks(networks: list[tuple[str, list[Kernel]]], journal: Path, th
             from edgetailor.profiling.int8_tflite_ops import quantize_model
 
             model = quantize_model(model)
-        try:
-            tf.lite.Interpreter(model_content=model).allocate_tensors()
-        except (RuntimeError, ValueError):  # a chain the runtime refuses (channel groups): left out
-            continue
-        todo.append((spec_text, model))
+        if runs(model):  # a chain the runtime refuses (channel groups) is left out
+            todo.append((spec_text, model))
     if todo:
         timed = _interleaved([model for _, model in todo], threads, passes=8, window_s=0.01)
         _append(journal, [adapt.journal_line(f"network:{spec_text}", ms, threads, precision, spec=spec_text)

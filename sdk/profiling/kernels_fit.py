@@ -298,12 +298,10 @@ def time_networks(predictor: KernelPredictor, journal: Path, threads: int, seed:
     """Whole networks (``kernels.network_model``) of the spaces and families, drawn a seed apart
     from the kernels' pools and timed interleaved into ``journal``: (kernels, ms) each. Networks
     the predictor puts over ``NETWORK_MAX_MS`` or that hold a type it lacks are not drawn."""
-    import tensorflow as tf
-
     from edgetailor.arch.layers import walk
     from edgetailor.errors import SpecError
     from edgetailor.latency.kernel_predictor import detect_kernels
-    from edgetailor.profiling.timing import interleaved_best_ms
+    from edgetailor.profiling.timing import interleaved_best_ms, runs
 
     done = read_journal(journal, threads)
     networks = []
@@ -320,11 +318,8 @@ def time_networks(predictor: KernelPredictor, journal: Path, threads: int, seed:
     for key, kernels in networks:
         if key not in done:
             model = kernel_space.network_model(kernels)
-            try:
-                tf.lite.Interpreter(model_content=model).allocate_tensors()
-            except (RuntimeError, ValueError):  # a chain the runtime refuses (channel groups): left out
-                continue
-            todo.append((key, model))
+            if runs(model):  # a chain the runtime refuses (channel groups) is left out
+                todo.append((key, model))
     if todo:
         context = progress(f"networks timed whole ({len(todo)})", len(todo)) if progress else contextlib.nullcontext()
         with context as update:

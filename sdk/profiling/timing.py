@@ -43,6 +43,16 @@ def time_tflite(model: bytes, threads: int = 1, warmup: int = 3, min_runs: int =
     return Timing(float(np.median(samples_ms)), float(samples_ms.min()), len(samples))
 
 
+def runs(model: bytes) -> bool:
+    """Whether the TFLite runtime prepares ``model`` (a chained network whose channel groups do not
+    divide, an int8 rewrite it refuses, ...)."""
+    try:
+        tf.lite.Interpreter(model_content=model).allocate_tensors()
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
 def _clock(threads: int):
     """With one thread the interpreter runs in the calling thread: its CPU time is what other
     processes taking turns on the cores cannot inflate. With more, wall time."""
