@@ -89,11 +89,11 @@ def interleaved_best_ms(models: list[bytes], threads: int = 1, passes: int = 8, 
         batches.append(max(1, int(batch_s / one_run_s)))
     best = np.full(len(models), np.inf)
     for _ in range(passes):
-        for index, (interpreter, runs) in enumerate(zip(interpreters, batches)):
+        for index, (interpreter, batch) in enumerate(zip(interpreters, batches)):
             started, count = time.perf_counter(), 0
             while count < 2 or time.perf_counter() - started < window_s:
                 t0 = clock()
-                for _ in range(runs):
+                for _ in range(batch):
                     interpreter.invoke()
-                best[index], count = min(best[index], (clock() - t0) / runs), count + 1
+                best[index], count = min(best[index], (clock() - t0) / batch), count + 1
     return [float(ms) for ms in best * 1e3]
