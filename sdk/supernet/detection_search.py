@@ -15,7 +15,6 @@ differ slightly.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
@@ -38,9 +37,6 @@ PARENT_FORMAT = "edgetailor.detection_parent/1"
 PARENT_LEARNING_RATE = 0.01
 FINETUNE_LEARNING_RATE = 0.002
 BATCH_SIZE = 32  # tasks.detection.train.train's default
-# Up to this many optimizer steps a run goes eagerly: tracing the training step costs more than it
-# saves (one step of the tiny test detector, load 7 on 2 cores: 46 s traced, 7.8 s eager).
-EAGER_STEPS = 6
 
 
 @dataclass(frozen=True)
@@ -117,11 +113,10 @@ class ParentMapped:
         progress(f"training the parent ({spec.encode()}) on {len(self.train_data.images)} images for "
                  f"{r.parent_epochs} epoch(s) at {r.resolution} px")
         started = time.perf_counter()
-        with self.eager_when_short(r.parent_epochs):
-            detector = train.train(self.train_data, spec, self.config, epochs=r.parent_epochs,
-                                   learning_rate=PARENT_LEARNING_RATE, seed=r.seed, batch_size=BATCH_SIZE,
-                                   progress=lambda e: progress(f"parent epoch {e['epoch']}/{r.parent_epochs}: "
-                                                               f"loss {e['loss']:.3f} ({e['seconds']:.0f} s)"))
+        detector = train.train(self.train_data, spec, self.config, epochs=r.parent_epochs,
+                               learning_rate=PARENT_LEARNING_RATE, seed=r.seed, batch_size=BATCH_SIZE,
+                               progress=lambda e: progress(f"parent epoch {e['epoch']}/{r.parent_epochs}: "
+                                                           f"loss {e['loss']:.3f} ({e['seconds']:.0f} s)"))
         score = 100 * train.evaluate(detector, self.held_out)["AP"]
         self.parent = weights_by_layer(detector.model)
         self.parent_info = {"format": PARENT_FORMAT, "recipe": r.parent_settings(), "spec": spec.encode(),
@@ -148,28 +143,14 @@ class ParentMapped:
         model = heads.module_for(self.config).build(proxy, self.config)
         return model, inherit(model, self.parent)
 
-    @contextlib.contextmanager
-    def eager_when_short(self, epochs: int):
-        """Run the training step eagerly when ``epochs`` make at most ``EAGER_STEPS`` steps."""
-        import tensorflow as tf
-
-        steps = max(1, len(self.train_data.images) // BATCH_SIZE) * epochs
-        before = tf.config.functions_run_eagerly()
-        tf.config.run_functions_eagerly(before or steps <= EAGER_STEPS)
-        try:
-            yield
-        finally:
-            tf.config.run_functions_eagerly(before)
-
     def __call__(self, spec: ArchSpec) -> tuple[float, str, str]:
         from edgetailor.tasks.detection import train
 
         r = self.recipe
         model, mapped = self.build_inherited(spec)
-        with self.eager_when_short(r.epochs):
-            detector = train.train(self.train_data, self.proxy(spec), self.config, epochs=r.epochs,
-                                   learning_rate=FINETUNE_LEARNING_RATE, seed=r.seed, batch_size=BATCH_SIZE,
-                                   model=model)
+        detector = train.train(self.train_data, self.proxy(spec), self.config, epochs=r.epochs,
+                               learning_rate=FINETUNE_LEARNING_RATE, seed=r.seed, batch_size=BATCH_SIZE,
+                               model=model)
         score = 100 * train.evaluate(detector, self.held_out)["AP"]
         how = (f"{METRIC} on {len(self.held_out.images)} held-out images of {r.dataset}: parent's weights "
                f"mapped ({mapped.describe()}), fine-tuned {r.epochs} epoch(s) on {len(self.train_data.images)} "
