@@ -186,7 +186,7 @@ def compare(targets, profile, work: Path, threads: int) -> None:
                       profile, kernels=dataclasses.replace(profile.kernels, network=IDENTITY_NETWORK)),
                   "kernels in network": profile}
     timed = interleaved_best_ms([(work / f"{name}.tflite").read_bytes() for name, _ in targets], threads,
-                                passes=MODEL_PASSES, window_s=0.05, warmup=5)
+                                passes=MODEL_PASSES, window_s=0.05, warmup=5, min_span_s=30.0)
     rows = []
     for (name, spec), measured in zip(targets, timed):
         predicted = {label: _predict_us(lambda s, p=p: p.predict(s).total_ms, spec) for label, p in predictors.items()}

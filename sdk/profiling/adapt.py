@@ -31,8 +31,8 @@ from edgetailor.latency.cost import FEATURES
 from edgetailor.latency.kernel_predictor import KERNEL_FEATURES, KernelPredictor
 from edgetailor.latency.profiles import SCHEMA, DeviceProfile
 from edgetailor.profiling import adapt_fit
+from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY
 
-EMPTY_MODEL_KEY = "empty-model"  # as kernels_fit journals the per-inference constant
 FLOOR_MS = 2e-4  # a kernel costs at least 0.2 us once the constant is taken off (kernels_fit.FLOOR_MS)
 MIN_KERNELS = 10  # fewer cannot tell a device's per-type factors from noise
 PRECISIONS = ("float32", "int8")
@@ -47,12 +47,6 @@ class Measurements:
     kernels: dict[str, tuple[str, np.ndarray, float]]
     empty_ms: float | None
     models: list[tuple[str, str, float]]
-
-
-def journal_line(key: str, ms: float, threads: int, precision: str, **extra) -> str:
-    """One measurement as a journal line (newline included)."""
-    tag = {} if precision == "float32" else {"precision": precision}
-    return json.dumps({"key": key, "ms": round(float(ms), 5), "threads": threads, **tag, **extra}) + "\n"
 
 
 def _entry(line: bytes) -> dict | None:

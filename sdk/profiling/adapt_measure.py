@@ -16,11 +16,12 @@ from typing import Callable
 
 import numpy as np
 
-from edgetailor import _io
 from edgetailor.errors import ProfileError
 from edgetailor.latency.kernel_predictor import Kernel, KernelPredictor
 from edgetailor.profiling import adapt
 from edgetailor.profiling import kernels as kernel_space
+from edgetailor.profiling.kernels_fit import CHUNK, NETWORK_KEY, NETWORK_TIMING
+from edgetailor.profiling.timing_journal import time_empty_model, time_into
 
 MIN_PER_TYPE = 4      # every type gets a factor of its own (adapt.SCALE_MIN and a spare)
 POOL_NETWORKS = 3     # networks walked per space and per zoo family for the pool
@@ -73,30 +74,18 @@ def choose(base: KernelPredictor, budget: int, seed: int = 0) -> list[Kernel]:
     return out
 
 
-def _interleaved(models: list[bytes], threads: int, **options) -> list[float]:
-    from edgetailor.profiling.timing import interleaved_best_ms
-
-    return interleaved_best_ms(models, threads, **options)
-
-
 def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
             progress: Callable[[int], None] | None = None, say: Callable[[str], None] | None = None) -> None:
     """Time the empty model and each kernel not yet in ``journal`` in ``precision`` with
     ``threads`` threads, best-of ms, ``kernels_fit.CHUNK`` kernels at a time interleaved (as the
     base's kernels are: ``timing.interleaved_best_ms``), appending each chunk as it is timed; a
     journal of another setting is an error (one file, one device)."""
-    from edgetailor.arch.layers import Op
-    from edgetailor.profiling.host import op_model_bytes
-    from edgetailor.profiling.kernels_fit import CHUNK
-
     done = adapt.read(journal, repair=True, say=say) if journal.exists() else None
     if done is not None and (done.kernels or done.empty_ms) and done.setting != (threads, precision):
         raise ProfileError(f"{journal} holds measurements with {done.setting[0]} thread(s) in "
                            f"{done.setting[1]}; give another file for {threads} thread(s) in {precision}")
     if done is None or done.empty_ms is None:
-        empty = op_model_bytes(Op("add", (1, 1, 1), (1, 1, 1)), precision)  # invoke() itself
-        ms = _interleaved([empty], threads, passes=100, window_s=0.02)[0]
-        _append(journal, [adapt.journal_line(adapt.EMPTY_MODEL_KEY, ms, threads, precision)])
+        time_empty_model(journal, threads, precision)
     todo = list({k.key: k for k in kernels if not done or k.key not in done.kernels}.values())
     if progress:
         progress(len(kernels) - len(todo))
@@ -110,19 +99,9 @@ def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
     todo = [k for k in todo if k not in refused]
     if progress and refused:
         progress(len(refused))
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start:start + CHUNK]
-        timed = _interleaved([models[k.key] for k in chunk], threads)
-        lines = [adapt.journal_line(k.key, ms, threads, precision, type=k.type, features=[float(f) for f in k.features()])
-                 for k, ms in zip(chunk, timed)]
-        _append(journal, lines)
-        if progress:
-            progress(len(chunk))
-
-
-def _append(journal: Path, lines: list[str]) -> None:
-    with _io.writing(journal), journal.open("a") as stream:
-        stream.write("".join(lines))
+    by_key = {k.key: k for k in todo}
+    time_into(journal, list(by_key), models.get, threads, precision, chunk=CHUNK, progress=progress,
+              extra=lambda key: {"type": by_key[key].type, "features": [float(f) for f in by_key[key].features()]})
 
 
 def choose_networks(base: KernelPredictor, count: int, seed: int = 0) -> list[tuple[str, list[Kernel]]]:
@@ -152,9 +131,9 @@ def measure_networks(networks: list[tuple[str, list[Kernel]]], journal: Path, th
     from edgetailor.profiling.timing import runs
 
     done = {name for name, _, _ in adapt.read(journal).models} if journal.exists() else set()
-    todo = []
+    todo = {}
     for spec_text, kernels in networks:
-        if f"network:{spec_text}" in done:
+        if NETWORK_KEY + spec_text in done:
             continue
         model = kernel_space.network_model(kernels)
         if precision == "int8":
@@ -162,16 +141,14 @@ def measure_networks(networks: list[tuple[str, list[Kernel]]], journal: Path, th
 
             model = quantize_model(model)
         if runs(model):  # a chain the runtime refuses (channel groups) is left out
-            todo.append((spec_text, model))
-    if todo:
-        timed = _interleaved([model for _, model in todo], threads, passes=8, window_s=0.01)
-        _append(journal, [adapt.journal_line(f"network:{spec_text}", ms, threads, precision, spec=spec_text)
-                          for (spec_text, _), ms in zip(todo, timed)])
+            todo[NETWORK_KEY + spec_text] = model
+    time_into(journal, list(todo), todo.get, threads, precision, chunk=None,
+              extra=lambda key: {"spec": key[len(NETWORK_KEY):]}, **NETWORK_TIMING)
 
 
 def measure_model(model: bytes, name: str, spec_text: str, journal: Path, threads: int, precision: str) -> float:
     """Time a whole converted model (best-of ms, as the kernels) and append it to ``journal`` with
     its spec, for the in-model factor (``adapt._in_model_factor``); returns the ms."""
-    ms = _interleaved([model], threads, passes=8, window_s=0.05)[0]
-    _append(journal, [adapt.journal_line(f"model:{name}", ms, threads, precision, spec=spec_text)])
-    return ms
+    key = f"model:{name}"
+    return time_into(journal, [key], lambda _: model, threads, precision, extra=lambda _: {"spec": spec_text},
+                     passes=8, window_s=0.05)[key]

@@ -18,7 +18,6 @@ an error naming it, as the file was then edited or damaged.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -143,27 +142,15 @@ def measure_ops(ops: Iterable[Op], journal: Path, threads: int = 1,
     (``timing.interleaved_best_ms``), each chunk appended to the ``journal`` JSONL when timed;
     ``done`` is what ``read_journal`` found there (read now when not given). The journal is made
     only once a measurement is ready, so a run stopped before its first one leaves no file."""
-    from edgetailor.profiling.timing import interleaved_best_ms
+    from edgetailor.profiling.timing_journal import time_into
 
     done = read_journal(journal, threads, precision=precision) if done is None else dict(done)
-    tag = {} if precision == "float32" else {"precision": precision}
     ops = list(ops)
-    todo = list({op_key(op): op for op in ops if op_key(op) not in done}.items())
+    todo = {op_key(op): op for op in ops if op_key(op) not in done}
     if progress:
         progress(len(ops) - len(todo))
-    with contextlib.ExitStack() as stack:
-        stream = None
-        for start in range(0, len(todo), OP_CHUNK):
-            chunk = todo[start:start + OP_CHUNK]
-            timed = interleaved_best_ms([op_model_bytes(op, precision) for _, op in chunk], threads)
-            with _io.writing(journal):
-                stream = stream or stack.enter_context(journal.open("a"))
-                for (key, _), ms in zip(chunk, timed):
-                    done[key] = ms
-                    stream.write(json.dumps({"key": key, "ms": round(ms, 5), "threads": threads, **tag}) + "\n")
-                stream.flush()
-            if progress:
-                progress(len(chunk))
+    done.update(time_into(journal, list(todo), lambda key: op_model_bytes(todo[key], precision), threads, precision,
+                          chunk=OP_CHUNK, progress=progress))
     return done
 
 

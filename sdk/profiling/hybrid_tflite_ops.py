@@ -121,7 +121,7 @@ def _talking_heads(g, op: Op) -> tuple[list[int], list[int]]:
     options = schema.FullyConnectedOptionsT()
     options.keepNumDims = True
     mixed = g.tensor([1, rows, cols, heads])
-    g.op(B.FULLY_CONNECTED, [last, g.weights([heads, heads]), g.tensor([heads], np.zeros(heads, np.float32))],
+    g.op(B.FULLY_CONNECTED, [last, g.weights([heads, heads], heads, heads), g.tensor([heads], np.zeros(heads, np.float32))],
          [mixed], schema.BuiltinOptions.FullyConnectedOptions, options)
     return [x], [_transpose(g, mixed, [1, rows, cols, heads], [0, 3, 1, 2])]
 

@@ -57,7 +57,7 @@ def _padded_dwconv_model(op: Op, pad: bool = True, conv: bool = True) -> bytes:
         options.strideH = options.strideW = op.stride
         options.depthMultiplier = 1
         options.fusedActivationFunction = _FUSED.get(op.act, 0)
-        kernel = g.weights([1, op.kernel, op.kernel, c])
+        kernel = g.weights([1, op.kernel, op.kernel, c], op.kernel * op.kernel * c, op.kernel * op.kernel)
         bias = g.tensor([c], np.zeros(c, np.float32))
         out = g.tensor([1, *op.out_shape])
         g.op(B.DEPTHWISE_CONV_2D, [y, kernel, bias], [out], schema.BuiltinOptions.DepthwiseConv2DOptions, options)
@@ -101,9 +101,10 @@ def network_model(kernels: list[Kernel]) -> bytes:
     """One TFLite model running ``kernels`` in order, each reading what the one before wrote
     (where the shapes agree; otherwise a fresh input): the network as the runtime executes it,
     built from the one-kernel models in milliseconds instead of a conversion. Branches become a
-    chain (a residual add adds its input to itself), so a network's kernels and the tensors
-    between them are what is timed (on seven networks within 1 % of the converted model for
-    chains, 7-8 % apart for GhostNet and ShuffleNetV2's split-and-concatenate)."""
+    chain (a residual add reads its skip as a second input), so a network's kernels and the
+    tensors between them are what is timed (on seven networks within 1 % of the converted model
+    for chains, 7-8 % apart for GhostNet and ShuffleNetV2's split-and-concatenate). The kernel
+    models' weights are the builder's initial ones (``tflite_ops._Graph.weights``)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     from edgetailor.profiling.op_slices import read_model, schema

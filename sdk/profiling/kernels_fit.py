@@ -9,7 +9,6 @@ scikit-learn only fits: the fitted trees become ``TreeEnsemble`` arrays, predict
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ from edgetailor.latency.kernel_predictor import (NETWORK_TERMS, Kernel, KernelPr
                                                   baseline_ms, network_terms)
 from edgetailor.profiling import kernels as kernel_space
 from edgetailor.profiling.host import read_journal
+from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY
 
 # progress(label, total) -> a context manager giving update(n): a progress bar per batch
 Progress = Callable[[str, int], contextlib.AbstractContextManager]
@@ -39,12 +39,14 @@ FLOOR_MS = 2e-4         # a kernel no slower than an empty model still costs som
 # Networks walked per space and per family for the pools the training, check and held-out kernels
 # are drawn from (three seeds apart, so the three pools differ).
 POOL_NETWORKS = {"train": 6, "check": 4, "held_out": 3}
-EMPTY_MODEL_KEY = "empty-model"  # the journal's line for the per-inference constant
-NETWORKS_PER_SPACE = 2  # networks per space and per family timed whole, for the in-network terms
+NETWORKS_PER_SPACE = 3  # networks per space and per family timed whole, for the in-network terms
 NETWORK_MAX_MS = 60.0   # a drawn network predicted slower than this is not timed (seconds each)
 NETWORK_MIN = 12        # fewer networks timed: the plain sum of kernels is kept
-NETWORK_CAP = 64        # at most this many networks timed
+NETWORK_CAP = 96        # at most this many networks timed
 NETWORK_KEY = "network:"  # the journal's lines of whole networks: this + the spec
+# Whole networks are timed in one set, round after round, over at least 10 s: a slow state of
+# this machine lasts up to 3 s (``timing.interleaved_best_ms``)
+NETWORK_TIMING = {"passes": 8, "window_s": 0.01, "min_span_s": 10.0}
 METHODS = ("random_forest", "gradient_boosting")
 TREES = {"random_forest": 60, "gradient_boosting": 200}  # the npz stays ~1 MB and loads in a fraction of a second
 
@@ -82,24 +84,13 @@ def measure_kernels(kernels: list[Kernel], journal: Path, threads: int, done: di
     """Best-of ms of each kernel not in ``done``, timed ``CHUNK`` at a time interleaved
     (``timing.interleaved_best_ms``), each chunk appended to ``journal`` when timed; returns
     ``done`` grown."""
-    from edgetailor.profiling.timing import interleaved_best_ms
+    from edgetailor.profiling.timing_journal import time_into
 
-    todo = list({k.key: k for k in kernels if k.key not in done}.values())
+    todo = {k.key: k for k in kernels if k.key not in done}
     if progress:
         progress(len(kernels) - len(todo))
-    with contextlib.ExitStack() as stack:
-        stream = None
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start:start + CHUNK]
-            timed = interleaved_best_ms([kernel_space.kernel_model(k) for k in chunk], threads)
-            with _io.writing(journal):
-                stream = stream or stack.enter_context(journal.open("a"))
-                for kernel, ms in zip(chunk, timed):
-                    done[kernel.key] = round(ms, 5)  # as the journal keeps it: a resumed run fits the same
-                    stream.write(json.dumps({"key": kernel.key, "ms": done[kernel.key], "threads": threads}) + "\n")
-                stream.flush()
-            if progress:
-                progress(len(chunk))
+    done.update(time_into(journal, list(todo), lambda key: kernel_space.kernel_model(todo[key]), threads,
+                          chunk=CHUNK, progress=progress))
     return done
 
 
@@ -215,14 +206,9 @@ def sample(journal: Path, threads: int, seed: int = 0, progress: Progress | None
     so that a resumed run draws exactly the same kernels."""
     done = read_journal(journal, threads, say)
     if EMPTY_MODEL_KEY not in done:
-        from edgetailor.arch.layers import Op
-        from edgetailor.profiling.tflite_ops import op_model
-        from edgetailor.profiling.timing import interleaved_best_ms
+        from edgetailor.profiling.timing_journal import time_empty_model
 
-        empty = op_model(Op("add", (1, 1, 1), (1, 1, 1)))  # host's empty model: invoke() itself
-        done[EMPTY_MODEL_KEY] = round(interleaved_best_ms([empty], threads, passes=100, window_s=0.02)[0], 5)
-        with _io.writing(journal), journal.open("a") as stream:
-            stream.write(json.dumps({"key": EMPTY_MODEL_KEY, "ms": done[EMPTY_MODEL_KEY], "threads": threads}) + "\n")
+        done[EMPTY_MODEL_KEY] = time_empty_model(journal, threads)
     overhead_ms = done[EMPTY_MODEL_KEY]
 
     def measure(label: str, batch: list[Kernel]) -> dict[str, float]:
@@ -301,7 +287,8 @@ def time_networks(predictor: KernelPredictor, journal: Path, threads: int, seed:
     from edgetailor.arch.layers import walk
     from edgetailor.errors import SpecError
     from edgetailor.latency.kernel_predictor import detect_kernels
-    from edgetailor.profiling.timing import interleaved_best_ms, runs
+    from edgetailor.profiling.timing import runs
+    from edgetailor.profiling.timing_journal import time_into
 
     done = read_journal(journal, threads)
     networks = []
@@ -314,22 +301,17 @@ def time_networks(predictor: KernelPredictor, journal: Path, threads: int, seed:
                 predictor.overhead_ms + predictor.kernel_ms(kernels).sum() <= NETWORK_MAX_MS:
             networks.append((NETWORK_KEY + spec.encode(), kernels))
     networks = networks[:NETWORK_CAP]
-    todo = []
+    todo = {}
     for key, kernels in networks:
         if key not in done:
             model = kernel_space.network_model(kernels)
             if runs(model):  # a chain the runtime refuses (channel groups) is left out
-                todo.append((key, model))
+                todo[key] = model
     if todo:
         context = progress(f"networks timed whole ({len(todo)})", len(todo)) if progress else contextlib.nullcontext()
         with context as update:
-            timed = interleaved_best_ms([model for _, model in todo], threads, passes=8, window_s=0.01)
-            with _io.writing(journal), journal.open("a") as stream:
-                for (key, _), ms in zip(todo, timed):
-                    done[key] = round(ms, 5)
-                    stream.write(json.dumps({"key": key, "ms": done[key], "threads": threads}) + "\n")
-            if update:
-                update(len(todo))
+            done.update(time_into(journal, list(todo), todo.get, threads, chunk=None, progress=update,
+                                  **NETWORK_TIMING))
     return [(kernels, done[key]) for key, kernels in networks if key in done]
 
 

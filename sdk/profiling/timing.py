@@ -60,11 +60,12 @@ def _clock(threads: int):
 
 
 def interleaved_best_ms(models: list[bytes], threads: int = 1, passes: int = 8, window_s: float = 0.008,
-                        warmup: int = 2, batch_s: float = 1e-4) -> list[float]:
+                        warmup: int = 2, batch_s: float = 1e-4, min_span_s: float = 0.0) -> list[float]:
     """Best-of ``invoke()`` ms of each model, its runs spread over ``passes`` rounds through all of
     ``models`` (each round: at least two batches and ``window_s`` seconds per model; a batch is as
     many runs as take ``batch_s``, timed together, so the clock's own cost (~0.7 us) and
-    granularity do not count for microsecond kernels).
+    granularity do not count for microsecond kernels), and over more rounds until ``min_span_s``
+    seconds have passed: a few short models' rounds could otherwise all fall in one slow state.
 
     This machine (a VM on a shared AMD EPYC) runs the same code in a fast and a slow state that
     last 0.5-3 s each, 1.4-1.7x apart: one model's best of 0.25-s windows, repeated for 30 s on an
@@ -87,11 +88,12 @@ def interleaved_best_ms(models: list[bytes], threads: int = 1, passes: int = 8, 
         one_run_s = max((clock() - t0) / warmup, 1e-7)
         interpreters.append(interpreter)
         batches.append(max(1, int(batch_s / one_run_s)))
-    best = np.full(len(models), np.inf)
-    for _ in range(passes):
+    best, started, rounds = np.full(len(models), np.inf), time.perf_counter(), 0
+    while rounds < passes or time.perf_counter() - started < min_span_s:
+        rounds += 1
         for index, (interpreter, batch) in enumerate(zip(interpreters, batches)):
-            started, count = time.perf_counter(), 0
-            while count < 2 or time.perf_counter() - started < window_s:
+            window_started, count = time.perf_counter(), 0
+            while count < 2 or time.perf_counter() - window_started < window_s:
                 t0 = clock()
                 for _ in range(batch):
                     interpreter.invoke()

@@ -13,6 +13,8 @@ from edgetailor.latency import profiles
 from edgetailor.latency.kernel_predictor import KernelPredictor, TreeEnsemble
 from edgetailor.profiling import adapt
 from edgetailor.profiling.kernels import make_kernel
+from edgetailor.profiling import timing_journal
+from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY
 
 PW = (1, 1, "linear", False)
 ACT = (1, 1, "hswish", False)
@@ -41,9 +43,9 @@ def _kernels(kind: str, n: int, seed: int):
 
 
 def _lines(kernels, ms, threads=1, precision="int8", empty_ms=0.003) -> str:
-    out = adapt.journal_line(adapt.EMPTY_MODEL_KEY, empty_ms, threads, precision)
+    out = timing_journal.line(EMPTY_MODEL_KEY, empty_ms, threads, precision)
     for kernel, value in zip(kernels, ms):
-        out += adapt.journal_line(kernel.key, value, threads, precision, type=kernel.type,
+        out += timing_journal.line(kernel.key, value, threads, precision, type=kernel.type,
                                   features=[float(f) for f in kernel.features()])
     return out
 
@@ -84,7 +86,7 @@ def test_whole_models_set_the_in_model_factor_when_it_helps_models_left_out(tmp_
 
     def with_models(factors):
         path.write_text(_lines(pw, base.kernel_ms(pw) + 0.003) + "".join(
-            adapt.journal_line(f"model:tiny{i}", 0.003 + f * k, 1, "int8", spec=text)
+            timing_journal.line(f"model:tiny{i}", 0.003 + f * k, 1, "int8", spec=text)
             for i, (f, k, text) in enumerate(zip(factors, kernels_ms, texts))))
         return adapt.adapt(base, adapt.read(path))
 
@@ -100,10 +102,11 @@ def test_adapted_predictor_times_held_out_int8_kernels_better_than_the_float_bas
     """Real timings: a base fitted on float32 one-kernel models, adapted with int8 ones, scored on
     int8 kernels neither saw (hard-swish runs ~10x slower in int8 here, 1x1 convs about the same)."""
     from edgetailor.profiling import adapt_measure, kernels_fit
+    from edgetailor.profiling.timing import interleaved_best_ms
 
     train = _kernels("pwconv", 16, 0) + [make_kernel("hswish", int(s), int(c) * 8, 0, ACT)
                                           for s, c in zip(np.linspace(4, 40, 10), np.linspace(2, 30, 10))]
-    float_ms = np.array([kernels_fit.best_ms(adapt_measure.kernel_model_bytes(k, "float32"), 1) for k in train])
+    float_ms = np.array(interleaved_best_ms([adapt_measure.kernel_model_bytes(k, "float32") for k in train], 1))
     kinds = {"pwconv": train[:16], "hswish": train[16:]}
     fitted = {kind: kernels_fit.fit_ensemble(np.array([k.features() for k in group]),
                                              float_ms[[train.index(k) for k in group]], "random_forest")
@@ -193,7 +196,7 @@ def test_user_mistakes_are_one_line_and_write_nothing(tmp_path, case, words):
     elif case == "too few":
         path.write_text("".join(lines[:4]))
     elif case == "two settings":
-        path.write_text(text + adapt.journal_line("other", 0.1, 2, "int8", type="pwconv",
+        path.write_text(text + timing_journal.line("other", 0.1, 2, "int8", type="pwconv",
                                                   features=json.loads(lines[1])["features"]))
     result, out = _adapt(tmp_path, _base_profile(tmp_path), path)
     _one_line_error(result, *words)
@@ -241,7 +244,7 @@ def test_measure_then_adapt_from_the_cli_and_resume(tmp_path):
     result, out = _adapt(tmp_path, base, journal, *args)
     assert result.exit_code == 0, result.output
     lines = journal.read_text().splitlines()
-    assert json.loads(lines[0])["key"] == adapt.EMPTY_MODEL_KEY and 10 < len(lines) <= 28
+    assert json.loads(lines[0])["key"] == EMPTY_MODEL_KEY and 10 < len(lines) <= 28
     assert {json.loads(line).get("precision") for line in lines} == {"int8"}
     assert profiles.load_file(out).kernels.meta["adapted"]["precision"] == "int8"
     again, _ = _adapt(tmp_path, base, journal, *args)

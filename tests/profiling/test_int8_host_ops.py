@@ -23,11 +23,13 @@ def test_every_op_kind_quantizes_to_a_runnable_int8_model():
     for op in ops.values():
         interpreter = tf.lite.Interpreter(model_content=int8_op_model(op))
         interpreter.allocate_tensors()
-        (source,), (result,) = interpreter.get_input_details(), interpreter.get_output_details()
-        assert source["dtype"] == result["dtype"] == np.int8, op
+        sources, (result,) = interpreter.get_input_details(), interpreter.get_output_details()
+        assert len(sources) == (2 if op.kind == "add" else 1), op  # a residual add reads its skip
+        assert all(source["dtype"] == np.int8 for source in sources) and result["dtype"] == np.int8, op
         tensors = interpreter.get_tensor_details()
         assert not [t["name"] for t in tensors if t["dtype"] == np.float32], op  # nothing left in float
-        interpreter.set_tensor(source["index"], np.ones((1, *op.in_shape), np.int8))
+        for source in sources:
+            interpreter.set_tensor(source["index"], np.ones((1, *op.in_shape), np.int8))
         interpreter.invoke()
         assert tuple(result["shape"]) == (1, *op.out_shape), op
     conv = walk(EVERY_OP)[0].ops[0]  # the 3x3 stem
