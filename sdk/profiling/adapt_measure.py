@@ -21,7 +21,8 @@ from edgetailor.latency.kernel_predictor import Kernel, KernelPredictor
 from edgetailor.profiling import adapt
 from edgetailor.profiling import kernels as kernel_space
 from edgetailor.profiling.kernels_fit import CHUNK, NETWORK_KEY, NETWORK_TIMING
-from edgetailor.profiling.timing_journal import time_empty_model, time_into
+from edgetailor.profiling.host import time_empty_model
+from edgetailor.profiling.timing_journal import time_into
 
 MIN_PER_TYPE = 4      # every type gets a factor of its own (adapt.SCALE_MIN and a spare)
 POOL_NETWORKS = 3     # networks walked per space and per zoo family for the pool

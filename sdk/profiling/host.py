@@ -84,6 +84,15 @@ def _empty_model_ms(threads: int, precision: str = "float32") -> float:
     return interleaved_best_ms([op_model_bytes(tiny, precision)], threads, passes=100, window_s=0.02)[0]
 
 
+def time_empty_model(journal: Path, threads: int, precision: str = "float32") -> float:
+    """Time the per-inference constant (``_empty_model_ms``) into ``journal``; its ms."""
+    from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY, append, line
+
+    ms = round(_empty_model_ms(threads, precision), 5)
+    append(journal, [line(EMPTY_MODEL_KEY, ms, threads, precision)])
+    return ms
+
+
 def _journal_entry(line: bytes) -> dict | None:
     """One journal line as ``{"key", "ms", "threads"[, "precision"]}`` (no precision: float32),
     or None when it is not one."""

@@ -19,7 +19,7 @@ from edgetailor import _io
 from edgetailor.latency.kernel_predictor import (NETWORK_TERMS, Kernel, KernelPredictor, TreeEnsemble, basis,
                                                   baseline_ms, network_terms)
 from edgetailor.profiling import kernels as kernel_space
-from edgetailor.profiling.host import read_journal
+from edgetailor.profiling.host import read_journal, time_empty_model
 from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY
 
 # progress(label, total) -> a context manager giving update(n): a progress bar per batch
@@ -206,8 +206,6 @@ def sample(journal: Path, threads: int, seed: int = 0, progress: Progress | None
     so that a resumed run draws exactly the same kernels."""
     done = read_journal(journal, threads, say)
     if EMPTY_MODEL_KEY not in done:
-        from edgetailor.profiling.timing_journal import time_empty_model
-
         done[EMPTY_MODEL_KEY] = time_empty_model(journal, threads)
     overhead_ms = done[EMPTY_MODEL_KEY]
 

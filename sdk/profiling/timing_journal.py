@@ -46,12 +46,3 @@ def time_into(journal: Path, keys: list[str], model_for: Callable[[str], bytes],
         if progress:
             progress(len(part))
     return out
-
-
-def time_empty_model(journal: Path, threads: int, precision: str = "float32") -> float:
-    """Time the per-inference constant (``host._empty_model_ms``) into ``journal``; its ms."""
-    from edgetailor.profiling.host import _empty_model_ms
-
-    ms = round(_empty_model_ms(threads, precision), 5)
-    append(journal, [line(EMPTY_MODEL_KEY, ms, threads, precision)])
-    return ms
