@@ -255,15 +255,36 @@ def prev_state(prev: Shape | None, shape: Shape) -> Prev | None:
     return Prev(prev[2], larger)
 
 
+_WEIGHTLESS = ("act", "avgpool", "maxpool")  # steps the converter computes once per input tensor
+
+
 def _block_ops(block: Block, shape: Shape, divisor: int, prev: Shape | None = None) -> list[Op]:
+    """The ops of one block as the converted model runs them: NASNet's ReLU after a separable
+    conv is fused into its pointwise conv, and an activation or pool repeated on the same state
+    (NASNet's branches) runs once."""
     if block.kind == "fc" and shape[:2] != (1, 1):
         raise SpecError("an fc block must come after the global pool")
     shapes = {"x": shape, "in": shape, "prev": prev or shape}
     ops: list[Op] = []
+    def key(step: Step) -> tuple:
+        return step.op, step.act, step.kernel, step.stride, step.inputs
+
+    # weightless steps already run on states unchanged since; a NASNet cell after a cell: that
+    # cell began with ReLU on its input, this cell's "prev"
+    computed = {key(Step("act", "relu", act="relu", inputs=("prev",)))} if prev is not None else set()
+    last = None
     for step in block_steps(block, shape[2], divisor, prev_state(prev, shape)):
         step_ops = _step_ops(step, [shapes[name] for name in step.inputs])
-        ops += step_ops
+        if step.op == "act" and step.act in ("relu", "relu6") and last is not None and last.op == "sep" \
+                and last.outputs == step.inputs and ops[-1].act == "linear":
+            ops[-1] = dataclasses.replace(ops[-1], act=step.act)  # fused by the converter into its only reader's conv
+        elif key(step) not in computed:  # the same weightless op on the same tensor runs once (the converter's CSE)
+            ops += step_ops
+        if step.op in _WEIGHTLESS:
+            computed.add(key(step))
         shapes.update(dict.fromkeys(step.outputs, step_ops[-1].out_shape))
+        computed = {k for k in computed if not set(k[4]) & set(step.outputs)}
+        last = step
     return ops
 
 

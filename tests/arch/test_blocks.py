@@ -98,9 +98,27 @@ def test_walk_reports_the_widths_of_the_steps(name):
                 assert (dw.kind, dw.bn, pw.kind, pw.out_shape[2]) == ("dwconv", False, "conv", step.channels)
                 del ops[:2]
                 continue
+            if layer.block.kind in blocks.CELL_KINDS and step.op in ("act", "avgpool", "maxpool") and \
+                    (not ops or ops[0].kind != step.op):
+                continue  # fused or run once: test_nasnet_cells_run_each_relu_and_pool_once
             op = ops.pop(0)
             assert op.kind == {"keep": "split", "tail": "split", "bn": "scale"}.get(step.op, step.op)
             if step.op == "conv":
                 assert (op.out_shape[2], op.kernel, op.stride, op.groups) == (
                     step.channels, step.kernel, step.stride, step.groups)
         assert not ops
+
+
+def test_nasnet_cells_run_each_relu_and_pool_once():
+    """As the converted model does: a normal cell after a cell runs ReLU on its input once (its
+    second input was ReLU'd by the cell before), once per state its separable branches read (h0,
+    h1), fuses the ReLU between a branch's two separable convs into the first one's pointwise
+    conv (five branches), and its three 3x3 average pools on two states are two pools."""
+    cells = [layer for layer in layers.walk(zoo.ZOO["nasnet_a_mobile"].spec, None)
+             if layer.block.kind == "nasnormal" and layer.prev_shape == layer.in_shape]
+    assert cells
+    for layer in cells:
+        kinds = [(op.kind, op.act) for op in layer.ops]
+        assert kinds.count(("act", "relu")) == 3
+        assert sum(op.kind == "conv" and op.act == "relu" for op in layer.ops) == 5
+        assert kinds.count(("avgpool", "linear")) == 2
