@@ -2,6 +2,7 @@
 
     python benchmarks/host_latency.py --space mnasnet --archs 50 [--work out/host_bench]
     python benchmarks/host_latency.py --all-spaces --archs 5 --seed 0 --profile host.json
+    python benchmarks/host_latency.py --all-spaces --archs 2 --seed 0 --chains
 
 ``--all-spaces``: random architectures of the four search spaces (--archs each) at random
 resolutions, plus every zoo family at a width and resolution other than its published ones (drawn
@@ -109,6 +110,8 @@ def main() -> None:
                         help="the four spaces at random resolutions + every family at unpublished sizes")
     parser.add_argument("--profile", type=Path,
                         help="a host profile (with --kernels) to check instead of measuring one here")
+    parser.add_argument("--chains", action="store_true",
+                        help="time each converted model beside its chained kernels instead (no profile needed)")
     parser.add_argument("--only", help="comma-separated: keep only the targets whose name contains one of these")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -118,6 +121,9 @@ def main() -> None:
         targets = [t for t in targets if any(part in t[0] for part in args.only.split(","))]
     convert_all(targets, args.work)
     if args.convert_only:
+        return
+    if args.chains:
+        chains(targets, args.work, args.threads)
         return
     if args.profile:
         compare(targets, profiles.load_file(args.profile), args.work, args.threads)
@@ -217,6 +223,30 @@ def compare(targets, profile, work: Path, threads: int) -> None:
     (work / "compare.json").write_text(json.dumps(
         [{"model": r[0], "measured_ms": r[1], **{f"{label} ms": r[2][label][0] for label in predictors}}
          for r in rows], indent=1))
+
+
+def chains(targets, work: Path, threads: int) -> None:
+    """Each converted model beside its kernels chained in one flatbuffer (``kernels.network_model``,
+    what the in-network terms are fitted on), timed in the same rounds."""
+    from edgetailor.latency.kernel_predictor import detect_kernels
+    from edgetailor.profiling.kernels import network_model
+    from edgetailor.profiling.timing import interleaved_best_ms, runs
+
+    pairs = []
+    for name, spec in targets:
+        chain = network_model(detect_kernels(walk(spec)))
+        if runs(chain):
+            pairs.append((name, (work / f"{name}.tflite").read_bytes(), chain))
+    timed = interleaved_best_ms([m for _, converted, chain in pairs for m in (converted, chain)], threads,
+                                passes=MODEL_PASSES, window_s=0.05, warmup=5, min_span_s=30.0)
+    print("| model | converted ms | chained kernels ms | ratio |\n|---|---|---|---|")
+    ratios = []
+    for i, (name, _, _) in enumerate(pairs):
+        ratios.append(timed[2 * i + 1] / timed[2 * i])
+        print(f"| {name} | {timed[2 * i]:.2f} | {timed[2 * i + 1]:.2f} | {ratios[-1]:.3f} |")
+    ratios = np.array(ratios)
+    print(f"\n{len(ratios)} models: ratio median {np.median(ratios):.3f}, range {ratios.min():.3f}-{ratios.max():.3f}, "
+          f"within ±5 %: {np.mean(np.abs(ratios - 1) <= 0.05):.0%}; {len(targets) - len(pairs)} chains refused by the runtime")
 
 
 if __name__ == "__main__":
