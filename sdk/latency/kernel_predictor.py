@@ -221,6 +221,10 @@ class KernelPredictor:
     overhead_ms: float
     meta: dict
     network: np.ndarray = dataclasses.field(default_factory=IDENTITY_NETWORK.copy)  # on NETWORK_TERMS
+    # An int8 model's input conversion (the QUANTIZE of uint8 pixels to int8 the converter puts
+    # first; TFLite's own kernel, ~2.5 ns per element on this host, 12 % of FBNet-A 0.35 @ 192), in
+    # ms per million input elements; 0 for float models, which have none.
+    input_ms_per_melement: float = 0.0
 
     def type_ms(self, kind: str, x: np.ndarray) -> np.ndarray:
         """ms of kernels of one type from their feature rows ``x``."""
@@ -248,13 +252,18 @@ class KernelPredictor:
 
     def predict_ms(self, layers: list[LayerCost]) -> float:
         """Whole-model latency in ms: its kernels as they cost inside a network, plus the
-        per-inference constant."""
-        return self.overhead_ms + float(self.in_network_ms(detect_kernels(layers)).sum())
+        per-inference constant and the input's conversion."""
+        return self.overhead_ms + self.input_ms(layers) + float(self.in_network_ms(detect_kernels(layers)).sum())
+
+    def input_ms(self, layers: list[LayerCost]) -> float:
+        """The input conversion's ms (``input_ms_per_melement``)."""
+        return self.input_ms_per_melement * math.prod(layers[0].in_shape) / 1e6 if layers else 0.0
 
     def to_npz_bytes(self) -> bytes:
         arrays = {"meta": np.array(json.dumps({**self.meta, "schema": SCHEMA, "overhead_ms": self.overhead_ms,
                                                "features": list(KERNEL_FEATURES),
                                                "network": dict(zip(NETWORK_TERMS, self.network.tolist())),
+                                               "input_ms_per_melement": self.input_ms_per_melement,
                                                "ensembles": {k: {"offset": e.offset, "scale": e.scale,
                                                                  "divisor": e.divisor,
                                                                  "baseline": self.baselines[k].tolist()}
@@ -292,9 +301,11 @@ def load(path: str | Path) -> KernelPredictor:
     network = meta.get("network", dict(zip(NETWORK_TERMS, IDENTITY_NETWORK)))  # older files: the plain sum
     if set(network) != set(NETWORK_TERMS):
         raise ProfileError(f"{path}: its network terms {sorted(network)} are not {list(NETWORK_TERMS)}")
-    meta = {k: v for k, v in meta.items() if k not in ("ensembles", "schema", "features", "overhead_ms", "network")}
+    input_ms = float(meta.get("input_ms_per_melement", 0.0))  # older files: no input conversion
+    meta = {k: v for k, v in meta.items()
+            if k not in ("ensembles", "schema", "features", "overhead_ms", "network", "input_ms_per_melement")}
     return KernelPredictor(ensembles, baselines, overhead_ms, meta,
-                           np.array([float(network[term]) for term in NETWORK_TERMS]))
+                           np.array([float(network[term]) for term in NETWORK_TERMS]), input_ms)
 
 
 def predict_layers(predictor: KernelPredictor, layers: list[LayerCost], coefficients: np.ndarray,
@@ -313,5 +324,5 @@ def predict_layers(predictor: KernelPredictor, layers: list[LayerCost], coeffici
         else:
             latency, source = layer_latency(layer, coefficients, table)
         out.append(LayerLatency(layer.name, layer_key(layer), float(latency), source))
-    total = predictor.overhead_ms + sum(l.latency_ms for l in out)
-    return Breakdown(total, expected_error_pct, predictor.overhead_ms, tuple(out))
+    overhead = predictor.overhead_ms + predictor.input_ms(layers)  # per inference: invoke() and the input's conversion
+    return Breakdown(overhead + sum(l.latency_ms for l in out), expected_error_pct, overhead, tuple(out))

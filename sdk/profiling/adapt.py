@@ -11,8 +11,9 @@ The measurements file is the host kernel journal (``OUT.kernels.jsonl``: one JSO
 ``key``, ``ms``, ``threads``) whose lines also carry the kernel's ``type`` and ``features``
 (``KERNEL_FEATURES``), as ``edgetailor.profiling.adapt_measure`` writes them, so that it is
 self-describing; a ``precision`` field says int8 (absent: float32); an ``empty-model`` line gives
-the per-inference constant; a line with a ``spec`` (ArchSpec string) is a whole model timed end
-to end. A journal of ``profile measure --kernels`` lacks features and is refused by name.
+the per-inference constant; ``input-conversion:<px>`` lines (int8, with ``elements``) time the
+QUANTIZE of a uint8 image an int8 model starts with; a line with a ``spec`` (ArchSpec string) is a
+whole model timed end to end. A journal of ``profile measure --kernels`` lacks features and is refused by name.
 """
 from __future__ import annotations
 
@@ -26,12 +27,15 @@ from typing import Callable
 import numpy as np
 
 from edgetailor import _io
+from edgetailor.arch.spec import decode
 from edgetailor.errors import ProfileError
 from edgetailor.latency.cost import FEATURES
 from edgetailor.latency.kernel_predictor import KERNEL_FEATURES, KernelPredictor
 from edgetailor.latency.profiles import SCHEMA, DeviceProfile
 from edgetailor.profiling import adapt_fit
 from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY
+
+INPUT_KEY = "input-conversion:"  # the journal's lines of an int8 model's input QUANTIZE: this + the size in px
 
 FLOOR_MS = 2e-4  # a kernel costs at least 0.2 us once the constant is taken off (kernels_fit.FLOOR_MS)
 MIN_KERNELS = 10  # fewer cannot tell a device's per-type factors from noise
@@ -47,6 +51,7 @@ class Measurements:
     kernels: dict[str, tuple[str, np.ndarray, float]]
     empty_ms: float | None
     models: list[tuple[str, str, float]]
+    inputs: list[tuple[int, float]] = ()  # an int8 model's input conversion: (elements, ms) at a few sizes
 
 
 def _entry(line: bytes) -> dict | None:
@@ -75,7 +80,7 @@ def read(path: Path, repair: bool = False, say: Callable[[str], None] | None = N
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
-    kernels, models, settings, empty_ms = {}, [], set(), None
+    kernels, models, inputs, settings, empty_ms = {}, [], [], set(), None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -93,6 +98,8 @@ def read(path: Path, repair: bool = False, say: Callable[[str], None] | None = N
         settings.add((entry["threads"], entry.get("precision", "float32")))
         if entry["key"] == EMPTY_MODEL_KEY:
             empty_ms = float(entry["ms"])
+        elif entry["key"].startswith(INPUT_KEY) and isinstance(entry.get("elements"), int):
+            inputs.append((entry["elements"], float(entry["ms"])))
         elif "spec" in entry:
             models.append((entry["key"], str(entry["spec"]), float(entry["ms"])))
         else:
@@ -109,7 +116,20 @@ def read(path: Path, repair: bool = False, say: Callable[[str], None] | None = N
         raise ProfileError(f"{path} mixes settings {sorted(settings)} (threads, precision): one device "
                            "setting per measurements file")
     setting = settings.pop() if settings else (1, "float32")
-    return Measurements(setting, kernels, empty_ms, models)
+    return Measurements(setting, kernels, empty_ms, models, inputs)
+
+
+def _input_ms(measured: Measurements, spec_text: str | None = None) -> float:
+    """The input conversion's ms per million elements (least squares through zero on the timings
+    less the per-inference constant; 0 without timings), or its ms for the spec ``spec_text``."""
+    if not measured.inputs:
+        return 0.0
+    elements = np.array([e for e, _ in measured.inputs], float) / 1e6
+    net = np.array([max(ms - measured.empty_ms, 0.0) for _, ms in measured.inputs])
+    per_melement = float(elements @ net / (elements @ elements))
+    if spec_text is None:
+        return per_melement
+    return per_melement * 3 * decode(spec_text).resolution ** 2 / 1e6
 
 
 def adapt(base: KernelPredictor, measured: Measurements) -> tuple[KernelPredictor, dict]:
@@ -131,10 +151,15 @@ def adapt(base: KernelPredictor, measured: Measurements) -> tuple[KernelPredicto
         times.append(max(ms - measured.empty_ms, FLOOR_MS))  # what the kernel adds inside a model
     groups = {kind: (np.array(rows), np.array(times)) for kind, (rows, times) in by_type.items()}
     adapted, report = adapt_fit.adapt_kernels(base, groups, measured.empty_ms)
-    adapted, models = adapt_fit.whole_models(adapted, measured.models)
+    # whole networks are chained kernels, with no input conversion; converted models ("model:") have one
+    adapted, models = adapt_fit.whole_models(adapted, [
+        (key, spec, ms - _input_ms(measured, spec) if key.startswith("model:") else ms)
+        for key, spec, ms in measured.models])
+    adapted = dataclasses.replace(adapted, input_ms_per_melement=_input_ms(measured))
     threads, precision = measured.setting
     meta = {**base.meta, "adapted": {"threads": threads, "precision": precision, "kernels_measured":
-                                     len(measured.kernels), "global_factor": report["global_factor"], **models}}
+                                     len(measured.kernels), "global_factor": report["global_factor"],
+                                     "input_ms_per_melement": round(adapted.input_ms_per_melement, 5), **models}}
     return dataclasses.replace(adapted, meta=meta), {**report, **models}
 
 

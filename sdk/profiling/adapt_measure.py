@@ -26,6 +26,7 @@ from edgetailor.profiling.timing_journal import time_into
 
 MIN_PER_TYPE = 4      # every type gets a factor of its own (adapt.SCALE_MIN and a spare)
 POOL_NETWORKS = 3     # networks walked per space and per zoo family for the pool
+INPUT_SIZES = (96, 192, 288)  # px: an int8 model's input conversion, timed at these sizes
 
 
 def kernel_model_bytes(kernel: Kernel, precision: str) -> bytes:
@@ -87,6 +88,12 @@ def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
                            f"{done.setting[1]}; give another file for {threads} thread(s) in {precision}")
     if done is None or done.empty_ms is None:
         time_empty_model(journal, threads, precision)
+    if precision == "int8" and (done is None or not done.inputs):
+        from edgetailor.profiling.int8_tflite_ops import input_conversion_model
+
+        keys = {f"{adapt.INPUT_KEY}{size}": size for size in INPUT_SIZES}
+        time_into(journal, list(keys), lambda key: input_conversion_model(keys[key]), threads, precision,
+                  extra=lambda key: {"elements": 3 * keys[key] ** 2})
     todo = list({k.key: k for k in kernels if not done or k.key not in done.kernels}.values())
     if progress:
         progress(len(kernels) - len(todo))

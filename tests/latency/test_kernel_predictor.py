@@ -126,3 +126,17 @@ def test_in_network_terms_price_each_kernel_and_round_trip_through_the_npz(tmp_p
     loaded = kernel_predictor.load(tmp_path / "k.npz")
     assert np.array_equal(loaded.network, scaled.network)
     assert loaded.predict_ms(walk(SPEC)) == pytest.approx(predictor.overhead_ms + expected.sum())
+
+
+def test_an_input_conversion_is_priced_per_input_element_in_the_model_and_its_breakdown(tmp_path):
+    import dataclasses
+
+    plain = _tiny_predictor({k.type for k in detect_kernels(walk(SPEC))})
+    int8 = dataclasses.replace(plain, input_ms_per_melement=2.5)  # ms per million elements
+    conversion = 2.5 * 3 * SPEC.resolution ** 2 / 1e6
+    assert int8.predict_ms(walk(SPEC)) == pytest.approx(plain.predict_ms(walk(SPEC)) + conversion)
+    write_bytes(tmp_path / "k.npz", int8.to_npz_bytes())
+    assert kernel_predictor.load(tmp_path / "k.npz").input_ms_per_melement == 2.5
+    breakdown = profiles.load_file(_profile_with_kernels(tmp_path, int8)).predict(SPEC)
+    assert breakdown.overhead_ms == pytest.approx(plain.overhead_ms + conversion)
+    assert breakdown.total_ms == pytest.approx(int8.predict_ms(walk(SPEC)))

@@ -102,6 +102,7 @@ def test_adapted_predictor_times_held_out_int8_kernels_better_than_the_float_bas
     """Real timings: a base fitted on float32 one-kernel models, adapted with int8 ones, scored on
     int8 kernels neither saw (hard-swish runs ~10x slower in int8 here, 1x1 convs about the same)."""
     from edgetailor.profiling import adapt_measure, kernels_fit
+    from edgetailor.profiling.int8_tflite_ops import input_conversion_model
     from edgetailor.profiling.timing import interleaved_best_ms
 
     train = _kernels("pwconv", 16, 0) + [make_kernel("hswish", int(s), int(c) * 8, 0, ACT)
@@ -125,6 +126,11 @@ def test_adapted_predictor_times_held_out_int8_kernels_better_than_the_float_bas
     base_error = np.abs(base.kernel_ms(held) / truth - 1).mean()
     adapted_error = np.abs(adapted.kernel_ms(held) / truth - 1).mean()
     assert adapted_error < 0.5 * base_error, (adapted_error, base_error)
+    # the int8 input conversion, timed at 96-288 px, priced at 160 px (~2.5 ns per element here)
+    (elements, ms), = [(e, ms) for e, ms in measured.inputs if e == 3 * 192 ** 2]
+    assert abs(adapted.input_ms_per_melement * elements / 1e6 / (ms - measured.empty_ms) - 1) < 0.3
+    conversion = interleaved_best_ms([input_conversion_model(160)], 1, passes=20)[0] - measured.empty_ms
+    assert abs(adapted.input_ms_per_melement * 3 * 160 ** 2 / 1e6 / conversion - 1) < 0.3
 
 
 def _base_profile(tmp_path, predictor=None):
