@@ -1,9 +1,11 @@
-"""Per-op measurement on a phone, the same decomposition the host measurement uses.
+"""Per-op and per-kernel measurement on a phone, the same decompositions the host uses.
 
-The ops of random architectures of a search space are written as one-op TFLite models
+``measure_ops``: the ops of random architectures of a search space as one-op TFLite models
 (``edgetailor.profiling.tflite_ops``), pushed one at a time and timed with ``benchmark_model``;
 the result is a measurements file whose rows name their op key, which ``edgetailor profile
 import`` turns into a profile (measured ops as its table, coefficients fitted on them).
+``measure_kernels``: the few one-kernel models ``edgetailor profile adapt`` fits a phone's
+profile from, into its measurements journal.
 """
 from __future__ import annotations
 
@@ -17,6 +19,40 @@ from edgetailor.android_harness.errors import HarnessError
 from edgetailor.android_harness.parser import parse
 
 
+def time_models(models: list[tuple[str, Callable[[], bytes]]], binary: Path, config: BenchConfig,
+                serial: str | None, record: Callable[[str, float], None],
+                say: Callable[[str], None], what: str = "models") -> tuple:
+    """Push ``benchmark_model`` and time each model (built by its function when its turn comes),
+    one at a time: ``record(key, average ms)`` after each. Returns the phone (``adb.Adb``) and
+    its ``Device``. The phone is cleaned up whatever happens."""
+    if not Path(binary).is_file():
+        raise HarnessError(f"benchmark binary not found: {binary}")
+    phone = connect(serial)
+    device = phone.device()
+    say(f"{device.name} ({device.os or 'Android ?'}): {len(models)} {what} to time")
+    remote = f"{REMOTE_DIR}/edgetailor_op.tflite"
+    try:
+        phone.run("push", str(binary), REMOTE_BINARY, timeout_s=PUSH_S)
+        phone.shell("chmod", "+x", REMOTE_BINARY)
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(folder) / "edgetailor_op.tflite"
+            for index, (key, build) in enumerate(models):
+                local.write_bytes(build())
+                phone.run("push", str(local), remote, timeout_s=PUSH_S)
+                done = phone.run("shell", *benchmark_command(remote, config),
+                                 timeout_s=config.timeout_s, check=False)
+                result = parse(done.stdout, source=f"benchmark_model output for {key}")
+                record(key, result.inference_avg_us / 1000)
+                if (index + 1) % 25 == 0:
+                    say(f"{index + 1}/{len(models)} {what} timed")
+    finally:
+        try:
+            phone.shell("rm", "-f", REMOTE_BINARY, remote, check=False)
+        except HarnessError:
+            pass
+    return phone, device
+
+
 def measure_ops(space: str, archs: int, binary: Path, config: BenchConfig, serial: str | None = None,
                 seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
     """Time every distinct op of ``archs`` random architectures of ``space`` on the phone."""
@@ -24,37 +60,58 @@ def measure_ops(space: str, archs: int, binary: Path, config: BenchConfig, seria
     from edgetailor.profiling.host import collect_ops
     from edgetailor.latency.cost import op_key
 
-    say = progress or (lambda message: None)
     if not Path(binary).is_file():
         raise HarnessError(f"benchmark binary not found: {binary}")
     ops = collect_ops(space, archs, seed)
-    phone = connect(serial)
-    device = phone.device()
-    say(f"{device.name} ({device.os or 'Android ?'}): {len(ops)} ops of the {space} space")
     rows = []
-    remote = f"{REMOTE_DIR}/edgetailor_op.tflite"
-    try:
-        phone.run("push", str(binary), REMOTE_BINARY, timeout_s=PUSH_S)
-        phone.shell("chmod", "+x", REMOTE_BINARY)
-        with tempfile.TemporaryDirectory() as folder:
-            local = Path(folder) / "edgetailor_op.tflite"
-            for index, op in enumerate(ops):
-                local.write_bytes(op_model(op))
-                phone.run("push", str(local), remote, timeout_s=PUSH_S)
-                done = phone.run("shell", *benchmark_command(remote, config),
-                                 timeout_s=config.timeout_s, check=False)
-                result = parse(done.stdout, source=f"benchmark_model output for op {index}")
-                rows.append({"model": f"op{index:04d}.tflite", "arch": None, "op": op_key(op),
-                             "latency_ms": round(result.inference_avg_us / 1000, 5)})
-                if (index + 1) % 25 == 0:
-                    say(f"{index + 1}/{len(ops)} ops timed")
-    finally:
-        try:
-            phone.shell("rm", "-f", REMOTE_BINARY, remote, check=False)
-        except HarnessError:
-            pass
+
+    def record(key: str, ms: float) -> None:
+        rows.append({"model": f"op{len(rows):04d}.tflite", "arch": None, "op": key, "latency_ms": round(ms, 5)})
+
+    phone, device = time_models([(op_key(op), lambda op=op: op_model(op)) for op in ops], binary, config, serial,
+                                record, progress or (lambda message: None), f"ops of the {space} space")
     return {"schema": "edgetailor.measurements/1", "source": "android-bench",
             "device": {"name": device.name, "serial": phone.serial, "os": device.os},
             "runtime": {"name": "tflite", "version": None, "threads": config.threads,
                         "delegate": None, "cpu_mask": config.cpu_mask},
             "measurements": rows}
+
+
+def measure_kernels(base, budget: int, precision: str, journal: Path, binary: Path, config: BenchConfig,
+                    serial: str | None = None, seed: int = 0, progress: Callable[[str], None] | None = None) -> int:
+    """Time on the phone the kernels ``profile adapt`` needs to fit a profile for it from
+    ``base`` (a ``KernelPredictor``): at most ``budget`` chosen as ``adapt_measure.choose`` does,
+    the empty model and (int8) the input conversion, each one-kernel model in ``precision``,
+    appended to ``journal`` in its format (average ms of ``benchmark_model``'s runs, where the
+    host keeps a best-of). Kernels already in ``journal`` are not timed again. Returns how many
+    were timed."""
+    from edgetailor.arch.layers import Op
+    from edgetailor.profiling import adapt, adapt_measure
+    from edgetailor.profiling.host import op_model_bytes
+    from edgetailor.profiling.int8_tflite_ops import input_conversion_model
+    from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY, append, line
+
+    done = adapt.read(journal, repair=True, say=progress) if journal.exists() else None
+    if done is not None and (done.kernels or done.empty_ms) and done.setting != (config.threads, precision):
+        raise HarnessError(f"{journal} holds measurements with {done.setting[0]} thread(s) in {done.setting[1]}; "
+                           f"give another file for {config.threads} thread(s) in {precision}")
+    have = set(done.kernels) if done else set()
+    models, extra = [], {}
+    if done is None or done.empty_ms is None:
+        models.append((EMPTY_MODEL_KEY, lambda: op_model_bytes(Op("add", (1, 1, 1), (1, 1, 1)), precision)))
+    if precision == "int8" and (done is None or not done.inputs):
+        for size in adapt_measure.INPUT_SIZES:
+            key = f"{adapt.INPUT_KEY}{size}"
+            models.append((key, lambda size=size: input_conversion_model(size)))
+            extra[key] = {"elements": 3 * size ** 2}
+    for kernel in adapt_measure.choose(base, budget, seed):
+        if kernel.key not in have and kernel.key not in extra:
+            models.append((kernel.key, lambda k=kernel: adapt_measure.kernel_model_bytes(k, precision)))
+            extra[kernel.key] = {"type": kernel.type, "features": [float(f) for f in kernel.features()]}
+
+    def record(key: str, ms: float) -> None:
+        append(journal, [line(key, ms, config.threads, precision, **extra.get(key, {}))])
+
+    if models:
+        time_models(models, binary, config, serial, record, progress or (lambda message: None), "kernel models")
+    return len(models)

@@ -73,6 +73,13 @@ def _check_folder(path: Path | None, flag: str) -> None:
               "op model at a time, for `edgetailor profile import`.")
 @click.option("--archs", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="With --blocks: random architectures whose ops are timed.")
+@click.option("--kernels", "kernels_base", help="Instead of MODEL: time the one-kernel models that "
+              "`edgetailor profile adapt --base PROFILE` fits this phone's profile from (PROFILE: a profile "
+              "with a kernel predictor), into the --out measurements journal (resumes).")
+@click.option("--max-kernels", type=click.IntRange(10, 5000), default=300, show_default=True,
+              help="With --kernels: kernels to time.")
+@click.option("--precision", type=click.Choice(["float32", "int8"]), default="float32", show_default=True,
+              help="With --kernels: the kernel models' precision.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement JSON.")
 def android_bench(model: Path | None, capture: Path | None, as_json: bool, out_path: Path | None,
                   arch: str | None, cpu_mask: str | None, **options) -> None:
@@ -82,6 +89,12 @@ def android_bench(model: Path | None, capture: Path | None, as_json: bool, out_p
     [--cpu-mask f0] [--op-profiling].  Parse a saved capture: android-bench --parse OUT.txt.
     """
     blocks_space, archs = options.pop("blocks_space"), options.pop("archs")
+    kernels_base, max_kernels, precision = (options.pop(k) for k in ("kernels_base", "max_kernels", "precision"))
+    if kernels_base:
+        if blocks_space:
+            fail("--kernels and --blocks are two modes: give one")
+        _kernels(kernels_base, max_kernels, precision, model, capture, out_path, cpu_mask, options)
+        return
     if blocks_space:
         _blocks(blocks_space, archs, model, capture, out_path, cpu_mask, as_json, options)
         return
@@ -134,6 +147,32 @@ def _blocks(space: str, archs: int, model: Path | None, capture: Path | None,
     else:
         click.echo(f"timed {len(doc['measurements'])} ops on {doc['device']['name']}; "
                    f"saved {out_path} (next: edgetailor profile import {out_path} --name ...)")
+
+
+def _kernels(base_name: str, budget: int, precision: str, model: Path | None, capture: Path | None,
+             out_path: Path | None, cpu_mask: str | None, options: dict) -> None:
+    from edgetailor.android_harness.blocks import measure_kernels
+    from edgetailor.latency import profiles
+
+    if model is not None or capture is not None:
+        fail("--kernels measures generated kernel models: drop MODEL and --parse")
+    if out_path is None:
+        fail("--kernels needs --out for the measurements journal")
+    if options["benchmark_binary"] is None:
+        fail("--benchmark-binary is required to run on a phone")
+    _check_folder(out_path, "--out")
+    base = profiles.load(base_name)
+    if base.kernels is None:
+        fail(f"base profile {base.name} has no kernel predictor; build one with "
+             "`edgetailor profile measure --kernels`")
+    config = BenchConfig(threads=options["threads"] or 1,
+                         cpu_mask=check_cpu_mask(cpu_mask) if cpu_mask else None,
+                         warmup_runs=options["warmup_runs"] or 1, num_runs=options["num_runs"] or 50,
+                         timeout_s=options["timeout_s"] or 600)
+    timed = measure_kernels(base.kernels, budget, precision, out_path, options["benchmark_binary"], config,
+                            options["serial"], progress=lambda message: click.echo(f"[android-bench] {message}", err=True))
+    click.echo(f"timed {timed} kernel models; saved {out_path} (next: edgetailor profile adapt --base "
+               f"{base_name} --measurements {out_path} --name ... --out ...)")
 
 
 def _refuse_binary(path: Path, what: str) -> None:

@@ -1,7 +1,6 @@
 """The phone run, with a recording stand-in ``adb`` first on PATH: the exact adb calls,
 device selection errors, clean-up after failures, one-line CLI errors."""
 import json
-import os
 import stat
 import sys
 from pathlib import Path
@@ -309,3 +308,68 @@ def test_blocks_needs_out_and_no_model(fake_adb, files):
     one_line_error(invoke("--blocks", "proxyless", "--benchmark-binary", binary), "--blocks needs --out")
     one_line_error(invoke(model, "--blocks", "proxyless", "--benchmark-binary", binary, "--out", "x.json"),
                    "drop MODEL")
+
+
+def _base_with_kernels(tmp_path) -> Path:
+    """A shipped profile with a small kernel predictor beside it (five kernel types, baselines only)."""
+    import hashlib
+    from importlib import resources
+
+    import numpy as np
+
+    from edgetailor.latency.kernel_predictor import KernelPredictor, TreeEnsemble
+
+    one = np.array([-1], np.int32)
+    leaf = TreeEnsemble(np.zeros(1, np.int32), np.zeros(1), one, one, np.zeros(1), np.zeros(1, np.int32), 0.0, 1.0, 1.0)
+    kinds = ("pwconv", "dwconv", "add", "pool", "fc")
+    predictor = KernelPredictor({k: leaf for k in kinds}, {k: np.array([0.01, 0.2, 0.0, 0.001]) for k in kinds},
+                                0.002, {"threads": 1})
+    data = predictor.to_npz_bytes()
+    (tmp_path / "base.json.kernels.npz").write_bytes(data)
+    document = json.loads(resources.files("edgetailor.device_profiles").joinpath("pixel1.json").read_text())
+    document["kernel_predictor"] = {"file": "base.json.kernels.npz", "sha256": hashlib.sha256(data).hexdigest()}
+    (tmp_path / "base.json").write_text(json.dumps(document))
+    return tmp_path / "base.json"
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_kernels_times_the_kernels_profile_adapt_needs_and_resumes(fake_adb, files, tmp_path, precision):
+    """--kernels: the binary once, then push + run per kernel model, each appended to the adapt
+    journal with its type and features (int8: and the input conversion at three sizes); a rerun
+    times nothing; profile adapt reads the file."""
+    from edgetailor.cli.main import main
+    from edgetailor.profiling import adapt
+
+    binary, _ = files
+    base, out = _base_with_kernels(tmp_path), tmp_path / "phone.jsonl"
+    result = invoke("--kernels", base, "--max-kernels", 20, "--precision", precision,
+                    "--benchmark-binary", binary, "--out", out)
+    assert result.exit_code == 0, result.output
+    measured = adapt.read(out)
+    assert measured.setting == (1, precision) and measured.empty_ms == 6.15943
+    assert 10 <= len(measured.kernels) <= 20 and {t for t, _, _ in measured.kernels.values()} <= {
+        "pwconv", "dwconv", "add", "pool", "fc"}
+    assert len(measured.inputs) == (3 if precision == "int8" else 0)
+    runs = [c for c in fake_adb.calls() if any(a.startswith("--graph=") for a in c)]
+    assert len(runs) == 1 + len(measured.kernels) + len(measured.inputs)
+    assert fake_adb.calls()[-1] == s("shell", "rm", "-f", "/data/local/tmp/benchmark_model",
+                                     "/data/local/tmp/edgetailor_op.tflite")
+    before = len(fake_adb.calls())
+    again = invoke("--kernels", base, "--max-kernels", 20, "--precision", precision,
+                   "--benchmark-binary", binary, "--out", out)
+    assert again.exit_code == 0 and "timed 0 kernel models" in again.output
+    assert len(fake_adb.calls()) == before  # nothing left to time: the phone is not touched
+    adapted = CliRunner().invoke(main, ["profile", "adapt", "--base", str(base), "--measurements", str(out),
+                                        "--name", "phone", "--out", str(tmp_path / "phone.json")])
+    assert adapted.exit_code == 0, adapted.output
+
+
+def test_kernels_mistakes_are_one_line(fake_adb, files, tmp_path):
+    binary, model = files
+    base = _base_with_kernels(tmp_path)
+    one_line_error(invoke("--kernels", base, "--benchmark-binary", binary), "--kernels needs --out")
+    one_line_error(invoke("--kernels", base, "--blocks", "proxyless", "--benchmark-binary", binary,
+                          "--out", tmp_path / "k.jsonl"), "two modes")
+    one_line_error(invoke("--kernels", "pixel1", "--benchmark-binary", binary, "--out", tmp_path / "k.jsonl"),
+                   "no kernel predictor")
+    assert fake_adb.calls() == []
