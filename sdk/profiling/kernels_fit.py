@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from edgetailor import _io
-from edgetailor.latency.kernel_predictor import (NETWORK_TERMS, Kernel, KernelPredictor, TreeEnsemble, basis,
+from edgetailor.latency.kernel_predictor import (GROUPS, NETWORK_TERMS, Kernel, KernelPredictor, TreeEnsemble, basis,
                                                   baseline_ms, network_terms)
 from edgetailor.profiling import kernels as kernel_space
 from edgetailor.profiling.host import read_journal, time_empty_model
@@ -332,7 +332,7 @@ def fit_network(predictor: KernelPredictor, networks: list[tuple[list[Kernel], f
     everything = np.ones(len(y), bool)
     loo = np.array([x[i] @ solve(everything & (np.arange(len(y)) != i)) for i in range(len(y))])
     errors = np.abs(100 * ((loo + predictor.overhead_ms) / (y + predictor.overhead_ms) - 1))
-    plain = np.abs(100 * ((x[:, :6].sum(axis=1) + predictor.overhead_ms) / (y + predictor.overhead_ms) - 1))
+    plain = np.abs(100 * ((x[:, :len(GROUPS)].sum(axis=1) + predictor.overhead_ms) / (y + predictor.overhead_ms) - 1))
     return solve(everything), {
         "networks": len(networks), "leave_one_out_mape_pct": round(float(errors.mean()), 2),
         "leave_one_out_within_10pct": round(float(np.mean(errors <= MISS_PCT)), 3),

@@ -11,7 +11,7 @@ from edgetailor.arch.layers import Op, dwconv_op, walk
 from edgetailor.arch.spec import decode
 from edgetailor.cli.main import main
 from edgetailor.latency import profiles
-from edgetailor.latency.kernel_predictor import IDENTITY_NETWORK, Kernel, detect_kernels, network_terms
+from edgetailor.latency.kernel_predictor import IDENTITY_NETWORK, NETWORK_TERMS, Kernel, detect_kernels, network_terms
 from edgetailor.profiling import kernels as kernel_space
 from edgetailor.profiling import kernels_fit
 from edgetailor.profiling.host import read_journal
@@ -143,14 +143,17 @@ def test_a_network_model_runs_its_kernels_in_order():
 def test_in_network_terms_are_fitted_on_whole_networks_and_scored_without_each():
     predictor = kernels_fit._fit_all(*_synthetic_kernels())
     rng = np.random.default_rng(0)
+    checked = {"conv": 1.3, "dwconv": 1.1, "elementwise": 0.9, "conv_x_log_weights": 0.05, "weight_mb": 0.02}
+    truth = np.array([{**checked, "kernel": 0.001}.get(term, 1.0 if term in ("se", "pool", "attention") else 0.0)
+                      for term in NETWORK_TERMS])
     networks = []
     for _ in range(20):
         kernels = list(rng.choice(_synthetic_kernels()[0], 12, replace=False))
         terms = network_terms(kernels, predictor.kernel_ms(kernels)).sum(axis=0)
-        truth = np.array([1.3, 1.1, 1.0, 1.0, 1.0, 0.9, 0.02, 0.0, 0.001])
         networks.append((kernels, predictor.overhead_ms + terms @ truth))
     coefficients, report = kernels_fit.fit_network(predictor, networks)
-    assert np.allclose(coefficients[[0, 1, 5, 6]], [1.3, 1.1, 0.9, 0.02], rtol=1e-3)
+    fitted = dict(zip(NETWORK_TERMS, coefficients))
+    assert all(fitted[term] == pytest.approx(value, rel=1e-3) for term, value in checked.items()), fitted
     assert report["networks"] == 20 and report["leave_one_out_mape_pct"] < 0.5
     assert report["plain_sum_mape_pct"] > 5
     identity, few = kernels_fit.fit_network(predictor, networks[:5])
