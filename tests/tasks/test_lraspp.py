@@ -3,7 +3,8 @@ ImageSegmenter metadata. Its Core ML ML Program (mask output) is checked on the 
 bundle of tests/test_specialize.py: one Core ML conversion of a segmenter in the suite.
 
 Tiny segmenter: mobilenet_v3_small at width 0.5, 128 px, trained from scratch on 512 ``shapes``
-images (seed 0) for 12 epochs (well under a minute here); held out: 100 images of seed 1.
+images (seed 0) for 10 epochs; held out: 100 images of seed 1, mean IoU 0.46 there in Keras
+(12 epochs: 0.51, 8 epochs: 0.39); MIOU_MIN is 0.55x of that 0.46.
 """
 import json
 
@@ -63,7 +64,7 @@ def test_mean_iou():
 def segmenter():
     train = shapes.detection(512, size=RESOLUTION, seed=0)
     spec = zoo.resolve("mobilenet_v3_small", 0.5, RESOLUTION).spec
-    return seg_train.train(train, spec, epochs=12, batch_size=32, learning_rate=0.02)
+    return seg_train.train(train, spec, epochs=10, batch_size=32, learning_rate=0.02)
 
 
 @pytest.fixture(scope="module")
