@@ -142,6 +142,7 @@ def read_journal(journal: Path, threads: int, say: Callable[[str], None] | None 
 
 
 OP_CHUNK = 64  # ops timed together, round after round (``timing.interleaved_best_ms``)
+OP_CHUNK_SPAN_S = 4.0  # ...over at least this long: a chunk of small ops took ~2 s, all in one slow state at times
 
 
 def measure_ops(ops: Iterable[Op], journal: Path, threads: int = 1,
@@ -159,7 +160,7 @@ def measure_ops(ops: Iterable[Op], journal: Path, threads: int = 1,
     if progress:
         progress(len(ops) - len(todo))
     done.update(time_into(journal, list(todo), lambda key: op_model_bytes(todo[key], precision), threads, precision,
-                          chunk=OP_CHUNK, progress=progress))
+                          chunk=OP_CHUNK, progress=progress, min_span_s=OP_CHUNK_SPAN_S))
     return done
 
 
