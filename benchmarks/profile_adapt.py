@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fit-models", type=int, default=0,
                         help="converted whole models (another seed) timed for the in-network fit")
-    parser.add_argument("--networks", type=int, default=32,
+    parser.add_argument("--networks", type=int, default=64,
                         help="whole networks (kernels chained in one model, another seed) timed for the in-network fit")
     parser.add_argument("--held-kernels", type=int, default=120, help="kernels of another draw to score kernels on")
     parser.add_argument("--only", help="comma-separated: keep only held-out models whose name contains one of these")
