@@ -266,6 +266,7 @@ def _block_ops(block: Block, shape: Shape, divisor: int, prev: Shape | None = No
         raise SpecError("an fc block must come after the global pool")
     shapes = {"x": shape, "in": shape, "prev": prev or shape}
     ops: list[Op] = []
+
     def key(step: Step) -> tuple:
         return step.op, step.act, step.kernel, step.stride, step.inputs
 

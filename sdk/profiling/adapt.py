@@ -51,7 +51,7 @@ class Measurements:
     kernels: dict[str, tuple[str, np.ndarray, float]]
     empty_ms: float | None
     models: list[tuple[str, str, float]]
-    inputs: list[tuple[int, float]] = ()  # an int8 model's input conversion: (elements, ms) at a few sizes
+    inputs: tuple[tuple[int, float], ...] = ()  # an int8 model's input conversion: (elements, ms) at a few sizes
 
 
 def _entry(line: bytes) -> dict | None:
@@ -116,7 +116,7 @@ def read(path: Path, repair: bool = False, say: Callable[[str], None] | None = N
         raise ProfileError(f"{path} mixes settings {sorted(settings)} (threads, precision): one device "
                            "setting per measurements file")
     setting = settings.pop() if settings else (1, "float32")
-    return Measurements(setting, kernels, empty_ms, models, inputs)
+    return Measurements(setting, kernels, empty_ms, models, tuple(inputs))
 
 
 def _input_ms(measured: Measurements, spec_text: str | None = None) -> float:

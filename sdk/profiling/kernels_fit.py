@@ -89,11 +89,12 @@ def measure_kernels(kernels: list[Kernel], journal: Path, threads: int, done: di
     from edgetailor.profiling.timing import runs
     from edgetailor.profiling.timing_journal import time_into
 
-    todo = {k.key: kernel_space.kernel_model(k) for k in kernels if k.key not in done}
-    todo = {key: model for key, model in todo.items() if runs(model)}
+    # models are made again a chunk at a time when timed: thousands at once would hold gigabytes
+    todo = {k.key: k for k in kernels if k.key not in done and runs(kernel_space.kernel_model(k))}
     if progress:
         progress(len(kernels) - len(todo))
-    done.update(time_into(journal, list(todo), todo.get, threads, chunk=CHUNK, progress=progress))
+    done.update(time_into(journal, list(todo), lambda key: kernel_space.kernel_model(todo[key]), threads,
+                          chunk=CHUNK, progress=progress))
     return done
 
 
