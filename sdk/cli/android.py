@@ -126,19 +126,8 @@ def _blocks(space: str, archs: int, model: Path | None, capture: Path | None,
     from edgetailor.android_harness.blocks import measure_ops
     from edgetailor.arch import spaces
 
-    if model is not None or capture is not None:
-        fail("--blocks measures generated op models: drop MODEL and --parse")
-    if out_path is None:
-        fail("--blocks needs --out for the measurements file")
-    if options["benchmark_binary"] is None:
-        fail("--benchmark-binary is required to run on a phone")
-    _check_folder(out_path, "--out")
+    config = _generated_run("--blocks", "op models", "measurements file", model, capture, out_path, cpu_mask, options)
     spaces.get(space)
-    config = BenchConfig(threads=options["threads"] or 1,
-                         cpu_mask=check_cpu_mask(cpu_mask) if cpu_mask else None,
-                         warmup_runs=options["warmup_runs"] or 1,
-                         num_runs=options["num_runs"] or 50,
-                         timeout_s=options["timeout_s"] or 600)
     doc = measure_ops(space, archs, options["benchmark_binary"], config, options["serial"],
                       progress=lambda message: click.echo(f"[android-bench] {message}", err=True))
     write_json(out_path, doc)
@@ -149,26 +138,32 @@ def _blocks(space: str, archs: int, model: Path | None, capture: Path | None,
                    f"saved {out_path} (next: edgetailor profile import {out_path} --name ...)")
 
 
+def _generated_run(flag: str, what: str, out_what: str, model: Path | None, capture: Path | None,
+                   out_path: Path | None, cpu_mask: str | None, options: dict) -> BenchConfig:
+    """The checks a mode that times generated models makes before anything runs, and its settings."""
+    if model is not None or capture is not None:
+        fail(f"{flag} measures generated {what}: drop MODEL and --parse")
+    if out_path is None:
+        fail(f"{flag} needs --out for the {out_what}")
+    if options["benchmark_binary"] is None:
+        fail("--benchmark-binary is required to run on a phone")
+    _check_folder(out_path, "--out")
+    return BenchConfig(threads=options["threads"] or 1, cpu_mask=check_cpu_mask(cpu_mask) if cpu_mask else None,
+                       warmup_runs=options["warmup_runs"] or 1, num_runs=options["num_runs"] or 50,
+                       timeout_s=options["timeout_s"] or 600)
+
+
 def _kernels(base_name: str, budget: int, precision: str, model: Path | None, capture: Path | None,
              out_path: Path | None, cpu_mask: str | None, options: dict) -> None:
     from edgetailor.android_harness.blocks import measure_kernels
     from edgetailor.latency import profiles
 
-    if model is not None or capture is not None:
-        fail("--kernels measures generated kernel models: drop MODEL and --parse")
-    if out_path is None:
-        fail("--kernels needs --out for the measurements journal")
-    if options["benchmark_binary"] is None:
-        fail("--benchmark-binary is required to run on a phone")
-    _check_folder(out_path, "--out")
+    config = _generated_run("--kernels", "kernel models", "measurements journal", model, capture, out_path,
+                            cpu_mask, options)
     base = profiles.load(base_name)
     if base.kernels is None:
         fail(f"base profile {base.name} has no kernel predictor; build one with "
              "`edgetailor profile measure --kernels`")
-    config = BenchConfig(threads=options["threads"] or 1,
-                         cpu_mask=check_cpu_mask(cpu_mask) if cpu_mask else None,
-                         warmup_runs=options["warmup_runs"] or 1, num_runs=options["num_runs"] or 50,
-                         timeout_s=options["timeout_s"] or 600)
     timed = measure_kernels(base.kernels, budget, precision, out_path, options["benchmark_binary"], config,
                             options["serial"], progress=lambda message: click.echo(f"[android-bench] {message}", err=True))
     click.echo(f"timed {timed} kernel models; saved {out_path} (next: edgetailor profile adapt --base "
