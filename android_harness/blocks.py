@@ -85,33 +85,17 @@ def measure_kernels(base, budget: int, precision: str, journal: Path, binary: Pa
     appended to ``journal`` in its format (average ms of ``benchmark_model``'s runs, where the
     host keeps a best-of). Kernels already in ``journal`` are not timed again. Returns how many
     were timed."""
-    from edgetailor.arch.layers import Op
-    from edgetailor.profiling import adapt, adapt_measure
-    from edgetailor.profiling.host import op_model_bytes
-    from edgetailor.profiling.int8_tflite_ops import input_conversion_model
-    from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY, append, line
+    from edgetailor.profiling import adapt_measure
+    from edgetailor.profiling.timing_journal import append, line
 
-    done = adapt.read(journal, repair=True, say=progress) if journal.exists() else None
-    if done is not None and (done.kernels or done.empty_ms) and done.setting != (config.threads, precision):
-        raise HarnessError(f"{journal} holds measurements with {done.setting[0]} thread(s) in {done.setting[1]}; "
-                           f"give another file for {config.threads} thread(s) in {precision}")
-    have = set(done.kernels) if done else set()
-    models, extra = [], {}
-    if done is None or done.empty_ms is None:
-        models.append((EMPTY_MODEL_KEY, lambda: op_model_bytes(Op("add", (1, 1, 1), (1, 1, 1)), precision)))
-    if precision == "int8" and (done is None or not done.inputs):
-        for size in adapt_measure.INPUT_SIZES:
-            key = f"{adapt.INPUT_KEY}{size}"
-            models.append((key, lambda size=size: input_conversion_model(size)))
-            extra[key] = {"elements": 3 * size ** 2}
-    for kernel in adapt_measure.choose(base, budget, seed):
-        if kernel.key not in have and kernel.key not in extra:
-            models.append((kernel.key, lambda k=kernel: adapt_measure.kernel_model_bytes(k, precision)))
-            extra[kernel.key] = {"type": kernel.type, "features": [float(f) for f in kernel.features()]}
+    models = adapt_measure.pending(adapt_measure.choose(base, budget, seed), journal, config.threads, precision,
+                                   progress)
+    extra = {key: fields for key, _, fields in models}
 
     def record(key: str, ms: float) -> None:
         append(journal, [line(key, ms, config.threads, precision, **extra.get(key, {}))])
 
     if models:
-        time_models(models, binary, config, serial, record, progress or (lambda message: None), "kernel models")
+        time_models([(key, build) for key, build, _ in models], binary, config, serial, record,
+                    progress or (lambda message: None), "kernel models")
     return len(models)

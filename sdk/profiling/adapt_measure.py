@@ -21,8 +21,8 @@ from edgetailor.latency.kernel_predictor import Kernel, KernelPredictor
 from edgetailor.profiling import adapt
 from edgetailor.profiling import kernels as kernel_space
 from edgetailor.profiling.kernels_fit import CHUNK, NETWORK_KEY, NETWORK_TIMING
-from edgetailor.profiling.host import time_empty_model
-from edgetailor.profiling.timing_journal import time_into
+from edgetailor.profiling.host import EMPTY_OP, op_model_bytes, time_empty_model
+from edgetailor.profiling.timing_journal import EMPTY_MODEL_KEY, time_into
 
 MIN_PER_TYPE = 4      # every type gets a factor of its own (adapt.SCALE_MIN and a spare)
 POOL_NETWORKS = 3     # networks walked per space and per zoo family for the pool
@@ -76,40 +76,58 @@ def choose(base: KernelPredictor, budget: int, seed: int = 0) -> list[Kernel]:
     return out
 
 
-def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
-            progress: Callable[[int], None] | None = None, say: Callable[[str], None] | None = None) -> None:
-    """Time the empty model and each kernel not yet in ``journal`` in ``precision`` with
-    ``threads`` threads, best-of ms, ``kernels_fit.CHUNK`` kernels at a time interleaved (as the
-    base's kernels are: ``timing.interleaved_best_ms``), appending each chunk as it is timed; a
-    journal of another setting is an error (one file, one device)."""
+def pending(kernels: list[Kernel], journal: Path, threads: int, precision: str,
+            say: Callable[[str], None] | None = None) -> list[tuple[str, Callable[[], bytes], dict]]:
+    """What ``journal`` still lacks for a profile in ``threads`` thread(s) and ``precision``, in
+    timing order: the empty model, (int8) the input conversion at ``INPUT_SIZES``, then each of
+    ``kernels``; as (journal key, its model's builder, the key's journal fields). A journal of
+    another setting is an error (one file, one device)."""
     done = adapt.read(journal, repair=True, say=say) if journal.exists() else None
     if done is not None and (done.kernels or done.empty_ms) and done.setting != (threads, precision):
         raise ProfileError(f"{journal} holds measurements with {done.setting[0]} thread(s) in "
                            f"{done.setting[1]}; give another file for {threads} thread(s) in {precision}")
+    out = []
     if done is None or done.empty_ms is None:
-        time_empty_model(journal, threads, precision)
+        out.append((EMPTY_MODEL_KEY, lambda: op_model_bytes(EMPTY_OP, precision), {}))
     if precision == "int8" and (done is None or not done.inputs):
         from edgetailor.profiling.int8_tflite_ops import input_conversion_model
 
-        keys = {f"{adapt.INPUT_KEY}{size}": size for size in INPUT_SIZES}
-        time_into(journal, list(keys), lambda key: input_conversion_model(keys[key]), threads, precision,
-                  extra=lambda key: {"elements": 3 * keys[key] ** 2})
-    todo = list({k.key: k for k in kernels if not done or k.key not in done.kernels}.values())
-    if progress:
-        progress(len(kernels) - len(todo))
-    models = {k.key: kernel_model_bytes(k, precision) for k in todo}
+        out += [(f"{adapt.INPUT_KEY}{size}", lambda size=size: input_conversion_model(size),
+                 {"elements": 3 * size ** 2}) for size in INPUT_SIZES]
+    todo = {k.key: k for k in kernels if not done or k.key not in done.kernels}
+    out += [(key, lambda k=kernel: kernel_model_bytes(k, precision),
+             {"type": kernel.type, "features": [float(f) for f in kernel.features()]})
+            for key, kernel in todo.items()]
+    return out
+
+
+def measure(kernels: list[Kernel], journal: Path, threads: int, precision: str,
+            progress: Callable[[int], None] | None = None, say: Callable[[str], None] | None = None) -> None:
+    """Time what ``journal`` lacks (``pending``) with ``threads`` threads in ``precision``, best-of
+    ms: the empty model as ``host.time_empty_model``, the kernels ``kernels_fit.CHUNK`` at a time
+    interleaved (as the base's kernels are: ``timing.interleaved_best_ms``), appending each chunk
+    as it is timed; ``progress(n)`` counts ``kernels``."""
     from edgetailor.profiling.timing import runs
 
-    refused = [k for k in todo if not runs(models[k.key])]
-    if refused and say:  # e.g. an attention matmul whose reshape the int8 rewrite breaks
-        say(f"left out {len(refused)} kernel(s) the runtime refuses in {precision}: "
-            f"{', '.join(sorted({k.type for k in refused}))}")
-    todo = [k for k in todo if k not in refused]
-    if progress and refused:
-        progress(len(refused))
-    by_key = {k.key: k for k in todo}
-    time_into(journal, list(by_key), models.get, threads, precision, chunk=CHUNK, progress=progress,
-              extra=lambda key: {"type": by_key[key].type, "features": [float(f) for f in by_key[key].features()]})
+    todo = pending(kernels, journal, threads, precision, say)
+    if todo and todo[0][0] == EMPTY_MODEL_KEY:
+        time_empty_model(journal, threads, precision)
+        todo = todo[1:]
+    inputs = [entry for entry in todo if entry[0].startswith(adapt.INPUT_KEY)]
+    todo = todo[len(inputs):]
+    if progress:
+        progress(len(kernels) - len(todo))
+    for batch, chunk in ((inputs, None), (todo, CHUNK)):
+        models = {key: build() for key, build, _ in batch}
+        fields = {key: extra for key, _, extra in batch}
+        refused = [key for key in models if not runs(models[key])]
+        if refused and say:  # e.g. an attention matmul whose reshape the int8 rewrite breaks
+            say(f"left out {len(refused)} model(s) the runtime refuses in {precision}: "
+                f"{', '.join(sorted({fields[key].get('type', key) for key in refused}))}")
+        if progress and refused and chunk:
+            progress(len(refused))
+        time_into(journal, [key for key in models if key not in refused], models.get, threads, precision,
+                  chunk=chunk, progress=progress if chunk else None, extra=fields.get)
 
 
 def choose_networks(base: KernelPredictor, count: int, seed: int = 0) -> list[tuple[str, list[Kernel]]]:

@@ -76,12 +76,14 @@ def collect_ops(space_name: str, archs: int, seed: int = 0, include_zoo: bool = 
     return [seen[key] for key in sorted(seen)]
 
 
+EMPTY_OP = Op("add", (1, 1, 1), (1, 1, 1))  # the empty model's one op: (almost) nothing to do
+
+
 def _empty_model_ms(threads: int, precision: str = "float32") -> float:
     """``invoke()`` of a model doing (almost) nothing: the per-inference constant."""
     from edgetailor.profiling.timing import interleaved_best_ms
 
-    tiny = Op("add", (1, 1, 1), (1, 1, 1))
-    return interleaved_best_ms([op_model_bytes(tiny, precision)], threads, passes=100, window_s=0.02)[0]
+    return interleaved_best_ms([op_model_bytes(EMPTY_OP, precision)], threads, passes=100, window_s=0.02)[0]
 
 
 def time_empty_model(journal: Path, threads: int, precision: str = "float32") -> float:
