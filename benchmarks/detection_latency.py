@@ -14,6 +14,7 @@ breakdown on pixel1. Needs ../shared/data for (2)'s last column (the joint fit i
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,7 @@ def _breakdown(pixel1) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, and no stray flags
     pixel1 = profiles.load("pixel1")
     _postprocess_table()
     _published_table(pixel1)

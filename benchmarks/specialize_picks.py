@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 from edgetailor.choose import pick
@@ -13,6 +14,7 @@ CASES = {"pixel1": (15, 25, 40, 80), "galaxy_s8": (60, 100, 160), "iphone_x": (5
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, and no stray flags
     print("| device | budget ms | chosen | predicted ms | expected error | top-1 | accuracy source | candidates/s |")
     print("|---|---|---|---|---|---|---|---|")
     for device, budgets in CASES.items():

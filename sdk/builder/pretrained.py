@@ -12,7 +12,9 @@ is new.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +124,11 @@ def _load(source: published.KerasSource, weights_from: str | Path) -> tf.keras.M
         raise WeightsError(f"{weights_from} is a MobileNetV3 no-top file, which lacks the head's "
                            "1x1 convolution (Conv_2); pass the full weights file (without _no_top)")
     try:
-        return constructor(input_shape=(224, 224, 3), include_top=include_top, weights=str(weights_from),
-                           classes=classes or 1000, classifier_activation=None, **source.kwargs)
+        # Keras prints "Downloading data from ..." and its progress bar on stdout: keep stdout for
+        # results (`--json`), they are progress
+        with contextlib.redirect_stdout(sys.stderr):
+            return constructor(input_shape=(224, 224, 3), include_top=include_top, weights=str(weights_from),
+                               classes=classes or 1000, classifier_activation=None, **source.kwargs)
     except Exception as exc:  # Keras' download raises a bare Exception offline; h5py OSError/ValueError
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         if str(weights_from) == IMAGENET:

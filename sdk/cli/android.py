@@ -206,6 +206,7 @@ def _run(model: Path | None, arch: str | None, mask: str | None, options: dict) 
     if options["benchmark_binary"] is None:
         fail("--benchmark-binary is required to run on a phone (android_aarch64_benchmark_model"
               " from the TFLite nightly builds)")
+    _refuse_non_tflite(model)
     warmup_runs = options["warmup_runs"]
     config = BenchConfig(threads=options["threads"] or 1, cpu_mask=mask,
                          op_profiling=options["op_profiling"],
@@ -218,6 +219,17 @@ def _run(model: Path | None, arch: str | None, mask: str | None, options: dict) 
     result = run.parse()
     return to_measurements(result, model=model.name, device=run.device, arch=arch,
                            threads=config.threads, cpu_mask=mask)
+
+
+def _refuse_non_tflite(model: Path) -> None:
+    """A saved Keras model (a .keras zip or an .h5) fails here in one line, not on the phone after
+    adb pushed it. Recognised by the zip and HDF5 signatures, the formats `edgetailor build` writes."""
+    if model.is_file():
+        with model.open("rb") as handle:
+            head = handle.read(8)
+        if head.startswith((b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")):
+            fail(f"{model} is a Keras model, not TFLite; convert it first: "
+                 f"edgetailor convert {model} --out {model.with_suffix('.tflite').name}")
 
 
 def _fmt(value: float | None, unit: str = " ms", digits: int = 2) -> str:

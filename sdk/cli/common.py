@@ -9,11 +9,13 @@ bug report, and exit code 70 (``EX_SOFTWARE`` in sysexits.h: internal software e
 from __future__ import annotations
 
 import errno
+import io
 import json
 import math
 import os
+import sys
 import traceback
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 import click
 
@@ -31,6 +33,17 @@ def fail(message: str) -> NoReturn:
 def say(message: str) -> None:
     """A progress line on stderr, so that stdout stays the result."""
     click.echo(f"edgetailor: {message}", err=True)
+
+
+def lasting_progress(prefix: str = "") -> Callable[[str], None]:
+    """Progress lines for a command whose bundle writer runs the converters under
+    ``native_output_captured`` (file descriptor 2 sent to a temp file, for TensorFlow's C++ log):
+    they go to a copy of stderr's descriptor taken now, so they still show while it is captured."""
+    try:
+        stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # a test runner's stream
+        return lambda message: click.echo(f"{prefix}{message}", err=True)
+    return lambda message: click.echo(f"{prefix}{message}", file=stream)
 
 
 def emit_json(data) -> None:
@@ -55,6 +68,12 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
+
+    def _describe_range(self) -> str:
+        # click writes an unbounded range as "[x<=None]" in --help; say nothing instead
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
 
 
 def load_profile(device: str):

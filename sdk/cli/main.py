@@ -6,6 +6,7 @@ keeps its traceback, asks for a report and exits 70.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -14,8 +15,8 @@ import click
 
 from edgetailor import __version__
 from edgetailor.arch import layers, zoo
-from edgetailor.cli.common import (PRETRAINED, FiniteFloatRange, Group, emit_json, fail, load_profile, resolve_arch,
-                                   say)
+from edgetailor.cli.common import (PRETRAINED, FiniteFloatRange, Group, emit_json, fail, lasting_progress,
+                                   load_profile, resolve_arch, say)
 
 
 def _millions(value: float | None, digits: int = 2) -> str:
@@ -269,7 +270,7 @@ def specialize(device: str | None, budget_ms: float | None, task: str, resolutio
     from edgetailor.specialize import QuantizeRequest, Request, SearchRequest, specialize as run
     from edgetailor.tasks.detection.postprocess import PostprocessConfig
 
-    progress = lambda message: click.echo(message, err=True)  # noqa: E731
+    progress = lasting_progress()  # dense tasks convert inside the bundle writer's stderr capture
     postprocess = PostprocessConfig.from_options(max_detections, score_threshold, iou_threshold, class_aware)
     if quantize == "none" and (qat_threshold is not None or qat_epochs is not None):
         fail("--qat-threshold and --qat-epochs apply to --quantize int8")
@@ -341,7 +342,7 @@ def _echo_quantization(summary: dict) -> None:
         return
     qat = "" if q["qat"] is None else f", quantization-aware {q['qat']['value']:g}"
     click.echo(f"int8 TFLite ({q['int8']['method']}): {q['metric']} {q['int8']['value']:g} against float32 "
-               f"{q['float']['value']:g} ({-q['drop_pp']:+g} pp; post-training {q['ptq']['value']:g}{qat})")
+               f"{q['float']['value']:g} ({0.0 - q['drop_pp']:+g} pp; post-training {q['ptq']['value']:g}{qat})")
 
 
 def _weight_sharing(strategy: str) -> bool:
@@ -393,10 +394,19 @@ def shapes_command(layout: str, images: int, size: int, seed: int, out_dir: Path
                "masks": datasets_det.write_mask_folder}
 
     def write(staged: Path) -> None:
-        if layout == "classes":
-            shapes.write_folder(staged, images, size, seed)
-        else:
-            writers[layout](staged, shapes.detection(images, size, seed))
+        with contextlib.ExitStack() as stack:
+            bars = []
+
+            def drawn() -> None:  # the bar opens at the first image: a refused --size stays one line
+                if not bars:
+                    bars.append(stack.enter_context(click.progressbar(
+                        length=images, label=f"drawing {images} images", file=sys.stderr)))
+                bars[0].update(1)
+
+            if layout == "classes":
+                shapes.write_folder(staged, images, size, seed, on_image=drawn)
+            else:
+                writers[layout](staged, shapes.detection(images, size, seed, on_image=drawn))
 
     atomic.write_atomically(out_dir, write)
     click.echo(f"wrote {images} {size}x{size} shapes images ({layout}) to {out_dir}")
@@ -621,6 +631,7 @@ def build(arch: str, out_path: Path, resolution: int | None, width: float | None
     """
     if out_path.suffix != ".keras":
         fail(f"--out must end in .keras (got {out_path.name})")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
     from edgetailor import _io
 
     _io.check_output_file(out_path)  # an existing model is refused, as every command refuses its output

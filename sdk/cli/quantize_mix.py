@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgetailor.cli.common import Command, FiniteFloatRange, emit_json, fail, say
+from edgetailor.cli.common import Command, FiniteFloatRange, emit_json, fail, lasting_progress
 
 
 @click.command("quantize-mix", cls=Command)
@@ -46,6 +46,7 @@ def quantize_mix(model: Path, dataset: Path, device: str, budget_ms: float, max_
     from edgetailor.tasks.mixed_precision import MixRequest
 
     keras_model = load_keras(model)
+    say = lasting_progress("edgetailor: ")  # the bundle writer converts inside its stderr capture
     manifest = bundle.run(keras_model, dataset, device, MixRequest(budget_ms, max_trials), out_dir, say,
                           {"name": model.name, "sha256": file_sha256(model)})
     if as_json:

@@ -8,6 +8,7 @@ stderr. TensorFlow is imported only when proxy training runs.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def search_command(ctx: click.Context, space: str, device: str, budget_ms: float
       edgetailor search --task detection --space mnasnet --head ssdlite --device pixel1 \\
           --budget-ms 120 --dataset coco_dir --trials 10 --out out/det
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import (proxy training)
     from edgetailor.cli.supernet_search import is_weight_sharing, run_search
 
     if task == "detection":

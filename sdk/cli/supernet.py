@@ -9,6 +9,7 @@ checkpoint (``edgetailor.supernet.ofa``). TensorFlow is imported only when a com
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ MEASURE = 40  # sub-networks measured for the accuracy predictor by default (Onc
 @click.group("supernet", cls=Group)
 def supernet_group() -> None:
     """Weight-sharing supernets (Once-for-All): train once, then every sub-network inherits the weights."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import, in every subcommand
 
 
 class _PhaseBars:

@@ -50,5 +50,16 @@ def run_search(strategy: str, space: str, device: str, budget_ms: float | None, 
     click.echo(f"  {result.spec.encode()}")
     for note in result.notes:
         click.echo(f"  note: {note}")
-    click.echo(f"wrote {summary['result']} and {summary['weights']}; `edgetailor specialize --search {space} "
-               f"--strategy {strategy} --supernet {out_dir}` bundles it")
+    click.echo(f"wrote {summary['result']} and {summary['weights']}; "
+               + bundle_hint(strategy, space, device, result.budget_ms, dataset, out_dir))
+
+
+def bundle_hint(strategy: str, space: str, device: str, budget_ms: float, dataset: Path | None,
+                out_dir: Path) -> str:
+    """The `specialize` command that bundles a finished search. It reads the class folders again
+    (the labels, batch norm recalibration), so a search on the built-in shapes data cannot be bundled."""
+    if dataset is None:
+        return ("to bundle one, search on a class folder: `edgetailor shapes --out data/shapes`, then "
+                "--dataset data/shapes")
+    return (f"`edgetailor specialize --search {space} --strategy {strategy} --supernet {out_dir} --dataset {dataset} "
+            f"--device {device} --budget-ms {budget_ms:g} --out OUT` bundles it")

@@ -328,10 +328,11 @@ def load_detection_folder(root: str | Path, size: int = 320,
 
 
 def _png(array: np.ndarray) -> bytes:
-    import tensorflow as tf
+    # our own zlib writer: tf.io.encode_png would import TensorFlow (~10 s here) for `edgetailor shapes`
+    from edgetailor.data.shapes import encode_png
 
     array = np.asarray(array, np.uint8)
-    return tf.io.encode_png(array if array.ndim == 3 else array[..., None]).numpy()
+    return encode_png(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
 
 
 def write_coco_folder(root: str | Path, data) -> Path:

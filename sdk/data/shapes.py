@@ -19,6 +19,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -145,9 +146,10 @@ def _draw(rng: np.random.Generator, image: np.ndarray, kind: str, cy: float, cx:
     return mask
 
 
-def classification(n: int, size: int = 64, seed: int = 0,
-                   classes: tuple[str, ...] = CLASSES) -> Classification:
-    """``n`` images with one shape each; labels balanced in expectation (uniform draws)."""
+def classification(n: int, size: int = 64, seed: int = 0, classes: tuple[str, ...] = CLASSES,
+                   on_image: Callable[[], None] | None = None) -> Classification:
+    """``n`` images with one shape each; labels balanced in expectation (uniform draws).
+    ``on_image`` is called after each image (a progress bar)."""
     classes = tuple(classes)
     _check(n, size, classes)
     images = np.empty((n, size, size, 3), np.uint8)
@@ -161,6 +163,8 @@ def classification(n: int, size: int = 64, seed: int = 0,
         _draw(rng, image, classes[label], cy, cx, radius)
         _lines(rng, image, rng.integers(0, 3))  # clutter over the shape too
         images[i], labels[i] = _finish(rng, image), label
+        if on_image:
+            on_image()
     return Classification(images, labels, classes)
 
 
@@ -171,12 +175,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def detection(n: int, size: int = 128, seed: int = 0, max_objects: int = 4,
-              classes: tuple[str, ...] = CLASSES) -> Detection:
+              classes: tuple[str, ...] = CLASSES, on_image: Callable[[], None] | None = None) -> Detection:
     """``n`` images with 1..``max_objects`` shapes, their tight boxes, classes and a class mask.
 
     Objects overlap little (box IoU <= 0.2, bounded placement tries); a later object occludes an
     earlier one in the mask. Boxes are normalised ``ymin, xmin, ymax, xmax`` of each shape's
-    own pixels.
+    own pixels. ``on_image`` is called after each image (a progress bar).
     """
     classes = tuple(classes)
     _check(n, size, classes)
@@ -208,28 +212,31 @@ def detection(n: int, size: int = 128, seed: int = 0, max_objects: int = 4,
         images[i] = _finish(rng, image)
         all_boxes.append(np.array(boxes, np.float32).reshape(-1, 4))
         all_labels.append(np.array(labels, np.int64))
+        if on_image:
+            on_image()
     return Detection(images, tuple(all_boxes), tuple(all_labels), masks, classes)
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 [H, W, 3] RGB image (zlib only; no imaging library)."""
+    """PNG bytes of a uint8 [H, W, 3] RGB or [H, W] grayscale image (zlib only; no imaging library)."""
     image = np.ascontiguousarray(image, dtype=np.uint8)
     height, width = image.shape[:2]
+    colour_type = 0 if image.ndim == 2 else 2  # PNG IHDR: 0 grayscale, 2 RGB
     raw = b"".join(b"\x00" + image[row].tobytes() for row in range(height))
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) \
         + chunk(b"IEND", b"")
 
 
 def write_folder(root: str | Path, n: int, size: int = 64, seed: int = 0,
-                 classes: tuple[str, ...] = CLASSES) -> Path:
+                 classes: tuple[str, ...] = CLASSES, on_image: Callable[[], None] | None = None) -> Path:
     """Write the classification view as ``root/<class>/<index>.png`` (one sub-folder per class)."""
     root = Path(root)
-    data = classification(n, size, seed, classes)
+    data = classification(n, size, seed, classes, on_image)
     for name in data.classes:
         (root / name).mkdir(parents=True, exist_ok=True)
     for i, (image, label) in enumerate(zip(data.images, data.labels)):
