@@ -4,6 +4,7 @@ import math
 import signal
 import time
 import weakref
+import warnings
 import zlib
 
 import numpy as np
@@ -103,6 +104,21 @@ def test_pareto_objective_with_nsga2_and_the_hard_budget():
     assert hard.best.accuracy.value == max(c.accuracy.value for c in hard.trials if c.latency_ms <= 120.0)
     nothing = search.run_search(config(space="proxyless", objective="hard", budget_ms=68.0, trials=3), toy)
     assert nothing.best is None and "no candidate found under 68 ms" in nothing.best_note
+
+
+@pytest.mark.parametrize("strategy", ["nsga2", "tpe"])
+def test_a_budget_steers_pareto_samplers_through_each_trials_constraint(strategy):
+    """Optuna 5 deprecates the samplers' constraints_func (a FutureWarning on the user's screen);
+    each trial sets its latency over the budget instead, which NSGA-II and TPE both read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        run = search.Search(config(space="proxyless", objective="pareto", strategy=strategy, budget_ms=90.0,
+                                   trials=6), toy)
+        result = run.run()
+    assert result.counts["complete"] == 6
+    for trial in run.completed():
+        latency = trial.user_attrs[search.CANDIDATE_ATTR]["latency_ms"]
+        assert trial.constraints == {search.LATENCY_CONSTRAINT: pytest.approx(latency - 90.0, abs=1e-3)}  # latency_ms: 4 decimals
 
 
 def test_rl_sampler_learns_the_rewarded_option():

@@ -47,6 +47,7 @@ MAX_FAILURES_IN_A_ROW = 3
 TOP1_METRIC = "top-1 (%)"
 STUDY_ATTR = "edgetailor.search"   # study user attribute: the settings a resumed run must match
 CANDIDATE_ATTR = "candidate"        # trial user attribute: one write per trial (Optuna commits each)
+LATENCY_CONSTRAINT = "latency_over_budget_ms"  # pareto with a budget: the trial's constraint (<= 0 feasible)
 
 Evaluator = Callable[[ArchSpec], "tuple[float, str, str]"]
 
@@ -307,12 +308,9 @@ class Search:
             raise SearchError(str(exc)) from None
         c = self.config
         directions = ["maximize", "minimize"] if self.objective == "pareto" else ["maximize"]
-        constraints = None
-        if self.objective == "pareto" and c.budget_ms is not None:
-            constraints = lambda t: [_attr(t, "latency_ms", math.inf) - c.budget_ms]  # noqa: E731
         reward = lambda t: _attr(t, "reward")  # noqa: E731
         with quiet_optuna():
-            sampler = make_sampler(c.strategy, c.seed, c.trials, reward, constraints)
+            sampler = make_sampler(c.strategy, c.seed, c.trials, reward)
             try:
                 study = optuna.create_study(storage=storage, sampler=sampler, study_name=c.study,
                                             directions=directions, load_if_exists=True)
@@ -360,6 +358,8 @@ class Search:
         raw = [trial.suggest_categorical(name, list(range(n))) for name, n in zip(self.names, self.space.dims())]
         choices = self.space.repair(np.array([raw]))[0]
         latency_ms = float(self.predictor.predict(choices[None])[0])
+        if self.objective == "pareto" and self.config.budget_ms is not None:  # steers NSGA-II and TPE
+            trial.set_constraint(LATENCY_CONSTRAINT, latency_ms - self.config.budget_ms)
         spec = self.space.decode(choices)
         text = spec.encode()
         started = time.perf_counter()

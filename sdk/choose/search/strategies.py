@@ -163,24 +163,23 @@ class RLSampler(BaseSampler):
         self._baseline = self.baseline_decay * self._baseline + (1 - self.baseline_decay) * float(reward)
 
 
-def make_sampler(strategy: str, seed: int, trials: int, reward: Reward = value_reward,
-                 constraints: Callable[[FrozenTrial], list[float]] | None = None) -> BaseSampler:
+def make_sampler(strategy: str, seed: int, trials: int, reward: Reward = value_reward) -> BaseSampler:
     """The sampler for ``strategy``, sized for a run of ``trials`` trials.
 
     NSGA-II's population is a quarter of the trials (4..50) so that a short run still evolves
-    several generations; TPE starts from a quarter of the trials (3..10) drawn at random.
-    ``constraints`` (values <= 0 are feasible) steer NSGA-II and TPE, e.g. to a latency budget.
+    several generations; TPE starts from a quarter of the trials (3..10) drawn at random. Both
+    steer by the constraints a trial sets (``Trial.set_constraint``, values <= 0 feasible), e.g.
+    a latency budget; Optuna 5 deprecates the samplers' ``constraints_func``.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if strategy == "random":
             return SeededRandomSampler(seed=seed)
         if strategy == "nsga2":
-            return SeededNSGAIISampler(seed=seed, population_size=int(np.clip(trials // 4, 4, 50)),
-                                       constraints_func=constraints)
+            return SeededNSGAIISampler(seed=seed, population_size=int(np.clip(trials // 4, 4, 50)))
         if strategy == "tpe":
             return SeededTPESampler(seed=seed, n_startup_trials=int(np.clip(trials // 4, 3, 10)),
-                                    multivariate=True, constant_liar=True, constraints_func=constraints)
+                                    multivariate=True, constant_liar=True)
         if strategy == "rl":
             return RLSampler(seed=seed, reward=reward)
     raise ValueError(f"unknown strategy {strategy!r}; strategies: {', '.join(STRATEGIES)}")
