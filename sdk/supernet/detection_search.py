@@ -115,8 +115,7 @@ class ParentMapped:
         started = time.perf_counter()
         detector = train.train(self.train_data, spec, self.config, epochs=r.parent_epochs,
                                learning_rate=PARENT_LEARNING_RATE, seed=r.seed, batch_size=BATCH_SIZE,
-                               progress=lambda e: progress(f"parent epoch {e['epoch']}/{r.parent_epochs}: "
-                                                           f"loss {e['loss']:.3f} ({e['seconds']:.0f} s)"))
+                               progress=lambda e: progress(train.epoch_line(e, r.parent_epochs, "parent epoch")))
         score = 100 * train.evaluate(detector, self.held_out)["AP"]
         self.parent = weights_by_layer(detector.model)
         self.parent_info = {"format": PARENT_FORMAT, "recipe": r.parent_settings(), "spec": spec.encode(),

@@ -205,13 +205,15 @@ class DenseTask:
 
     def train(self, choice: Choice, data, labels: list[str], request: Request, progress: Progress):
         """Train on 80 % of ``data`` and measure on the rest; (trained model, measured Accuracy)."""
+        from edgetailor.tasks.detection.train import epoch_line
+
         spec, epochs = choice.best.spec, request.epochs
         train, held_out = self.split(data)
         progress(f"training {self.name} on {len(train.images)} images of {request.dataset} for "
                  f"{epochs} epoch(s); {len(held_out.images)} held out")
 
         def epoch_done(record: dict) -> None:
-            progress(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.3f} ({record['seconds']:.0f} s)")
+            progress(epoch_line(record, epochs))
 
         backbone, start = None, "trained here"
         if request.pretrained is not None:

@@ -119,3 +119,27 @@ def test_coco_eval_uses_pycocotools_and_scores_a_perfect_detector():
     nothing = coco_eval.evaluate(boxes, labels, [np.zeros((0, 4))] * 2, [np.zeros(0)] * 2,
                                  [np.zeros(0)] * 2, ("a", "b"), (100, 100))
     assert nothing["AP"] == 0.0
+
+
+def test_a_long_epoch_reports_its_steps_and_keeps_them_out_of_the_history(monkeypatch):
+    from edgetailor.tasks.detection import train
+
+    class Step:  # a training step that only counts: the loop, not the model
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, images):
+            self.calls += 1
+            return (float(self.calls),)
+
+        python_function = property(lambda self: self)
+
+    monkeypatch.setattr(train, "STEP_REPORT_S", 0.0)
+    said = []
+    history = train.run_epochs(Step(), lambda idx: (idx,), n=12, batch_size=4, epochs=2, flip=False, seed=0,
+                               names=("loss_a",), progress=said.append)
+    lines = [train.epoch_line(record, 2) for record in said]
+    assert [line.split(" (")[0] for line in lines] == [
+        "epoch 1/2: step 1/3", "epoch 1/2: step 2/3", "epoch 1/2: loss 2.000",
+        "epoch 2/2: step 1/3", "epoch 2/2: step 2/3", "epoch 2/2: loss 5.000"]
+    assert [record["epoch"] for record in history] == [1, 2] and "step" not in history[0]

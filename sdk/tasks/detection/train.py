@@ -144,6 +144,7 @@ def losses(cls_target, box_target, codes, logits, num_classes: int, loss: str = 
 # saves (one step of a tiny detector, load 7 on 2 cores: 46 s traced, 7.8 s eager). The detection
 # search's short fine-tunings go through here too.
 EAGER_STEPS = 6
+STEP_REPORT_S = 20.0  # within a long epoch, how often ``run_epochs`` says how far it has come
 
 
 def training_step(model: tf.keras.Model, optimizer, num_classes: int, loss: str = "focal", head_losses=None):
@@ -239,10 +240,20 @@ def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:
             layer.momentum = momentum
 
 
+def epoch_line(record: dict, epochs: int, what: str = "epoch") -> str:
+    """One progress line for a ``run_epochs`` record: an epoch's mean loss, or how far a long
+    epoch has come."""
+    if "step" in record:
+        return f"{what} {record['epoch']}/{epochs}: step {record['step']}/{record['steps']} ({record['seconds']:.0f} s)"
+    return f"{what} {record['epoch']}/{epochs}: loss {record['loss']:.3f} ({record['seconds']:.0f} s)"
+
+
 def run_epochs(step, batch, n: int, batch_size: int, epochs: int, flip: bool, seed: int,
                names: tuple[str, ...], progress=None) -> list[dict]:
     """The shared loop: shuffled batches (each image once per epoch, flipped at random when
-    ``flip``: indices >= n mean "flipped"), per-epoch mean losses, ``progress`` callbacks.
+    ``flip``: indices >= n mean "flipped"), per-epoch mean losses, ``progress`` callbacks: each
+    epoch's record, and within an epoch, every ``STEP_REPORT_S`` seconds, ``{"epoch", "step",
+    "steps", "seconds"}`` (a detection epoch at 320 px takes minutes here; ``epoch_line`` prints both).
     ``step`` is a ``tf.function``; it runs eagerly when the run is at most ``EAGER_STEPS`` steps."""
     rng = np.random.default_rng(seed)
     steps = max(1, n // batch_size)
@@ -256,9 +267,14 @@ def run_epochs(step, batch, n: int, batch_size: int, epochs: int, flip: bool, se
             if flip:
                 order = order + n * rng.integers(0, 2, n)
             sums = np.zeros(len(names))
+            reported = start
             for s in range(steps):
                 idx = np.sort(order[s * batch_size:(s + 1) * batch_size])
                 sums += [float(v) for v in step(*batch(idx))]
+                now = time.perf_counter()
+                if progress and s + 1 < steps and now - reported >= STEP_REPORT_S:
+                    reported = now
+                    progress({"epoch": epoch + 1, "step": s + 1, "steps": steps, "seconds": now - start})
             record = {"epoch": epoch + 1, "loss": float(sums.sum() / steps),
                       **{k: float(v / steps) for k, v in zip(names, sums)},
                       "seconds": time.perf_counter() - start}
