@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgetailor.cli.common import Command, FiniteFloatRange, emit_json, fail, lasting_progress
+from edgetailor.cli.common import Command, FiniteFloatRange, emit_json, fail, lasting_progress, load_profile
 
 
 @click.command("quantize-mix", cls=Command)
@@ -39,6 +39,10 @@ def quantize_mix(model: Path, dataset: Path, device: str, budget_ms: float, max_
     if not dataset.is_dir():
         fail(f"--dataset {dataset} is not a folder of class folders")
     check_output_folder(out_dir)
+    if device != "host":  # a phone without an int8 profile: one line before the model loads (~20 s)
+        from edgetailor.tasks.mixed_precision_latency import int8_partner
+
+        int8_partner(load_profile(device))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgetailor.bundle.manifest import file_sha256
     from edgetailor.converters.inputs import load_keras

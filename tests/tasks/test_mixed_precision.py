@@ -34,6 +34,14 @@ def test_bad_arguments_are_one_line(tmp_path, args, needle):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_phone_without_an_int8_profile_is_refused_before_the_model_loads(tmp_path):
+    (tmp_path / "m.keras").write_text("not a model: loading it would fail with another message")
+    result = invoke("quantize-mix", tmp_path / "m.keras", "--dataset", tmp_path, "--device", "pixel1",
+                    "--budget-ms", "1", "--out", tmp_path / "out")
+    assert_one_line_error(result, "no int8 profile")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_phone_without_an_int8_profile_is_named():
     from edgetailor.tasks.mixed_precision_latency import int8_partner
 
