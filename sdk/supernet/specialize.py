@@ -41,6 +41,7 @@ class FromSupernet(Classification):
             raise SupernetError(f"{self.folder} holds no supernet checkpoint ({checkpoint.STATE} missing)")
         self._net, self._source, self.elastic = None, None, None
         self._latencies: dict[tuple[DeviceProfile, int], RowLatency] = {}
+        self._trained: dict[Subnet, tuple] = {}  # (model, accuracy) per sub-network a target chose
 
     # --- pure steps -----------------------------------------------------------------------------
 
@@ -133,6 +134,9 @@ class FromSupernet(Classification):
         from edgetailor.supernet.evaluate import recalibrated, top1
 
         subnet = Subnet(**choice.summary["supernet"]["choices"])
+        if subnet in self._trained:  # a multi-target run: another phone chose it (same data and epochs)
+            progress(f"reusing {subnet.describe()}, extracted for an earlier target")
+            return self._trained[subnet]
         progress(f"extracting {subnet.describe()} and recalibrating its batch norm")
         spec, model, calibrated = recalibrated(self.net(), subnet, data, classifier_activation="softmax")
         score, scored = top1(model, data, subnet.resolution)
@@ -146,4 +150,5 @@ class FromSupernet(Classification):
             finetune(model, data, subnet.resolution, self.finetune_epochs, FINETUNE_LR, progress)
             score, scored = top1(model, data, subnet.resolution)
             description += f"; fine-tuned {self.finetune_epochs} epoch(s) (inherited top-1 {inherited} %)"
-        return model, Accuracy(score, "measured", description, metric=MEASURED)
+        self._trained[subnet] = model, Accuracy(score, "measured", description, metric=MEASURED)
+        return self._trained[subnet]

@@ -279,8 +279,9 @@ class DenseTask:
         """``export_options`` for the TFLite models whose held-out figure quantization measures."""
         return self.export_options(request)
 
-    def read_back(self, folder, options: dict) -> tuple[dict, dict]:
-        """What only this task's exported files hold, read back from them and checked against
+    def read_back(self, folder, options: dict, package: dict) -> tuple[dict, dict]:
+        """What only this task's exported files hold, read back from them (``package``: the Core ML
+        package as ``converters.coreml.describe_package`` read it, parsed once) and checked against
         ``options``: extra (TFLite, Core ML) manifest parts."""
         return {}, {}
 
@@ -328,7 +329,7 @@ class DenseTask:
         coreml_part = {k: package[k] for k in ("type", "specification_version", "inputs", "outputs")}
         coreml_part["labels"] = package.get("classes") or json.loads(package["metadata"]["user_defined"]["labels"])
         coreml_part["predict"] = "not run: Core ML prediction needs macOS (see ios_harness)"
-        tflite_extra, coreml_extra = self.read_back(folder, options)
+        tflite_extra, coreml_extra = self.read_back(folder, options, package)
         return {**tflite_part, **tflite_extra}, {**coreml_part, **coreml_extra}
 
     coreml_note = ""

@@ -239,6 +239,14 @@ def test_static_check_failures_are_named(coreml, tiny):
         verify_package(path, expect)
 
 
+def test_a_program_is_saved_only_as_an_mlpackage(tmp_path):
+    from edgetailor.converters.coreml import save_package
+
+    with pytest.raises(ConversionError, match="model.mlmodel: a Core ML program is saved as a .mlpackage folder"):
+        save_package(None, str(tmp_path), tmp_path / "model.mlmodel")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_core_ml_refuses_tflite_quantization(tiny):
     with pytest.raises(ConversionError, match="--quantize applies to TFLite"):
         convert(tiny, "coreml", ConvertOptions(quantize="int8"))

@@ -44,10 +44,9 @@ def test_tflite_builtins_only_and_same_numbers(model):
 def test_core_ml_converts(model, tmp_path):
     import coremltools as ct
 
+    path = tmp_path / "all_kinds.mlpackage"  # written by the conversion (saving again serializes it again)
     mlmodel = ct.convert(model, convert_to="mlprogram", inputs=[ct.TensorType(shape=(1, 64, 64, 3))],
-                         skip_model_load=True)  # Core ML cannot load models on Linux
-    path = tmp_path / "all_kinds.mlpackage"
-    mlmodel.save(str(path))
+                         skip_model_load=True, package_dir=str(path))  # Core ML cannot load models on Linux
     spec = mlmodel.get_spec()
     assert spec.WhichOneof("Type") == "mlProgram"
     assert [list(o.type.multiArrayType.shape) for o in spec.description.output] == [[1, 7]]

@@ -64,6 +64,15 @@ def tflite_path(exported):
     return exported("tflite", EVALUATION)
 
 
+@pytest.fixture(scope="module")
+def coreml_spec(exported):
+    """The class-agnostic .mlpackage's spec, read once as an MLModel opens it (each parse of it
+    takes seconds with the pure-Python protobuf)."""
+    import coremltools as ct
+
+    return ct.models.MLModel(str(exported("mlpackage", EVALUATION)), skip_model_load=True).get_spec()
+
+
 def test_training_converges(detector):
     history = detector.history
     assert len(history) == EPOCHS
@@ -126,11 +135,8 @@ def test_tflite_detector_finds_held_out_shapes(tflite_path, detector, held_out):
     np.testing.assert_allclose(results[0][0][0], np.clip(keras_top.boxes[0], 0, 1), atol=0.02)
 
 
-def test_coreml_pipeline_ends_in_nms_with_vision_outputs(detector, exported):
-    import coremltools as ct
-
-    path = exported("mlpackage", EVALUATION)
-    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+def test_coreml_pipeline_ends_in_nms_with_vision_outputs(detector, coreml_spec):
+    spec = coreml_spec
     assert spec.WhichOneof("Type") == "pipeline"
     decoder, trim, nms_model = spec.pipeline.models
     assert [m.WhichOneof("Type") for m in spec.pipeline.models] == ["mlProgram", "neuralNetwork",
@@ -155,13 +161,11 @@ def test_coreml_pipeline_ends_in_nms_with_vision_outputs(detector, exported):
     assert json.loads(spec.description.metadata.userDefined["labels"]) == list(shapes.CLASSES)
 
 
-def test_coreml_thresholds_are_optional_inputs_defaulting_to_the_bundle(exported):
+def test_coreml_thresholds_are_optional_inputs_defaulting_to_the_bundle(coreml_spec):
     """Xcode's generated prediction(...) leaves optional inputs out; the NMS model then applies
     its own thresholds. Inside the pipeline the NMS model's inputs stay required, as Core ML's
     validator wants of that model type (Turi Create marks them the same way)."""
-    import coremltools as ct
-
-    spec = ct.utils.load_spec(str(exported("mlpackage", EVALUATION)))
+    spec = coreml_spec
     image, iou, confidence = spec.description.input
     assert not image.type.isOptional
     assert iou.type.isOptional and confidence.type.isOptional
@@ -181,19 +185,17 @@ def test_tflite_applies_the_requested_postprocessing(exported, postprocess):
     assert detection_export.postprocess_of_tflite(tflite) == postprocess.as_float32()
 
 
-def test_coreml_applies_the_requested_postprocessing(exported):
+def test_coreml_applies_the_requested_postprocessing(coreml_spec):
     """One Core ML conversion of this detector (a minute here); the class-aware settings are read
     back from the CLI bundle's NMS model in tests/cli/test_detection_options.py."""
-    import coremltools as ct
-
     from edgetailor.tasks.detection import export as detection_export
 
-    spec = ct.utils.load_spec(str(exported("mlpackage", EVALUATION)))
-    assert detection_export.postprocess_of_coreml(spec) == EVALUATION
+    assert detection_export.postprocess_of_coreml(coreml_spec) == EVALUATION
 
 
 @pytest.mark.parametrize("postprocess", [EVALUATION, CLASS_AWARE], ids=["class-agnostic", "class-aware"])
-def test_tflite_and_the_coreml_pipeline_return_the_same_detections(detector, held_out, exported, postprocess):
+def test_tflite_and_the_coreml_pipeline_return_the_same_detections(detector, held_out, exported, coreml_spec,
+                                                                     postprocess):
     """The held-out images through the TFLite model in the interpreter, and through a numpy
     reference of the Core ML pipeline: the decoder's math (same anchors, box coder 10/10/5/5,
     sigmoid, pad), the trim stage's slice and the NonMaximumSuppression model, each as the saved
@@ -205,13 +207,11 @@ def test_tflite_and_the_coreml_pipeline_return_the_same_detections(detector, hel
     post-processing, so both cases read them from the one class-agnostic package; the class-aware
     case applies CLASS_AWARE's NMS settings (the NMS model a class-aware package holds: its
     read-back is in tests/cli/test_detection_options.py)."""
-    import coremltools as ct
-
     from edgetailor.converters.coreml import nms_settings
     from edgetailor.tasks.detection import export as detection_export
 
     images = held_out.images[:40]
-    spec = ct.utils.load_spec(str(exported("mlpackage", EVALUATION)))
+    spec = coreml_spec
     settings = nms_settings(spec)
     if postprocess != EVALUATION:
         settings.update(iou_threshold=postprocess.iou_threshold, confidence_threshold=postprocess.score_threshold,

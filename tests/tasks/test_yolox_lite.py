@@ -167,7 +167,7 @@ def test_tflite_ends_in_the_postprocess_op_and_matches_keras(tiny_detector, tmp_
 def test_coreml_pipeline_ends_in_nms(tiny_detector):
     from edgetailor.tasks.detection import export
 
-    spec = export.to_coreml(tiny_detector).get_spec()
+    spec, _ = export.coreml_spec(tiny_detector)
     assert [m.WhichOneof("Type") for m in spec.pipeline.models] == ["mlProgram", "neuralNetwork",
                                                                     "nonMaximumSuppression"]
     assert spec.description.metadata.userDefined["architecture"] == "yolox"

@@ -74,15 +74,14 @@ def _decoder(detector, width: int):
         codes, logits = model(image, training=False)
         return decode(codes, logits, anchors, width, detector.config)
 
-    program = image_program(serve.get_concrete_function(), r, ssdlite.NORM_MEAN, ssdlite.NORM_STD)
-    spec = program.get_spec()
+    spec, weights_dir = image_program(serve.get_concrete_function(), r, ssdlite.NORM_MEAN, ssdlite.NORM_STD)
     for out, name, columns in zip(list(spec.description.output), ("decoded_confidence", "decoded_coordinates"),
                                   (width, 4)):
         shape = list(out.type.multiArrayType.shape)
         if shape != [len(anchors), columns]:  # the trim stage reads these as A x P and A x 4
             raise RuntimeError(f"decoder output {out.name} has shape {shape}, expected {[len(anchors), columns]}")
         ct.utils.rename_feature(spec, out.name, name)
-    return spec, program.weights_dir
+    return spec, weights_dir
 
 
 def _trim(num_anchors: int, width: int, classes: int, version: int):
@@ -161,9 +160,8 @@ def _pipeline(decoder, trim, nms, postprocess: PostprocessConfig):
 
 
 def build(detector, postprocess: PostprocessConfig):
-    """The pipeline as an unloaded MLModel (Core ML cannot load models on Linux)."""
-    import coremltools as ct
-
+    """(spec, weights folder) of the pipeline: ``converters.coreml.save_package`` writes them as an
+    .mlpackage (Core ML cannot load models on Linux; no MLModel is made of them here)."""
     labels = list(detector.classes)
     width = padded_width(len(labels))
     decoder, weights_dir = _decoder(detector, width)
@@ -175,12 +173,16 @@ def build(detector, postprocess: PostprocessConfig):
         "confidence_threshold": repr(postprocess.score_threshold),
         "iou_threshold": repr(postprocess.iou_threshold), "class_aware": json.dumps(postprocess.class_aware),
         "architecture": heads.name_of(detector.config), "backbone": detector.spec.encode()})
-    return ct.models.MLModel(spec, weights_dir=weights_dir, skip_model_load=True)
+    return spec, weights_dir
 
 
 def postprocess_of(spec) -> PostprocessConfig:
     """The settings a detector pipeline's NMS model applies, read back from its spec."""
-    settings = nms_settings(spec)
+    return postprocess_of_settings(nms_settings(spec))
+
+
+def postprocess_of_settings(settings: dict | None) -> PostprocessConfig:
+    """``nms_settings``' dict (``describe_package``'s "nms") as the PostprocessConfig it applies."""
     if settings is None:
         raise RuntimeError("the Core ML detector has no NonMaximumSuppression model")
     return PostprocessConfig(settings["max_boxes"], settings["confidence_threshold"],

@@ -24,6 +24,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
 from edgetailor import _io as atomic
+from edgetailor.converters.coreml import save_package
 from edgetailor.errors import ConversionError
 from edgetailor.tasks.detection import box_coder, coco_eval, coreml_pipeline, heads, ssdlite
 from edgetailor.tasks.detection.postprocess import PostprocessConfig, float32
@@ -234,12 +235,12 @@ def postprocess_of_tflite(model: bytes) -> PostprocessConfig:
 postprocess_of_coreml = coreml_pipeline.postprocess_of
 
 
-def to_coreml(detector, postprocess: PostprocessConfig = PostprocessConfig()):
-    """The Core ML pipeline (``coreml_pipeline.build``) as an unloaded MLModel."""
+def coreml_spec(detector, postprocess: PostprocessConfig = PostprocessConfig()):
+    """(spec, weights folder) of the Core ML pipeline (``coreml_pipeline.build``)."""
     return coreml_pipeline.build(detector, postprocess)
 
 
 def export_coreml(detector, path: str | Path, postprocess: PostprocessConfig = PostprocessConfig()) -> Path:
     """Write the Vision-ready ``.mlpackage`` pipeline (atomically: a temp dir, then rename)."""
-    model = to_coreml(detector, postprocess)
-    return atomic.write_atomically(path, lambda staged: model.save(str(staged)), replace=True)
+    spec, weights_dir = coreml_spec(detector, postprocess)
+    return atomic.write_atomically(path, lambda staged: save_package(spec, weights_dir, staged), replace=True)

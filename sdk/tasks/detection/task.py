@@ -93,15 +93,15 @@ class Detection(DenseTask):
         return {"postprocess": replace(self.export_options(request)["postprocess"], max_detections=100,
                                        score_threshold=0.01)}
 
-    def read_back(self, folder, options: dict) -> tuple[dict, dict]:
+    def read_back(self, folder, options: dict, package: dict) -> tuple[dict, dict]:
         """The post-processing each model applies, read back from the files; both must be the
         requested one (TFLite stores its thresholds as float32)."""
-        import coremltools as ct
+        from edgetailor.tasks.detection.coreml_pipeline import postprocess_of_settings
 
         export = self.exporter()
         wanted = options["postprocess"]
         applied = {"TFLite": export.postprocess_of_tflite((folder / "model.tflite").read_bytes()),
-                   "Core ML": export.postprocess_of_coreml(ct.utils.load_spec(str(folder / "model.mlpackage")))}
+                   "Core ML": postprocess_of_settings(package.get("nms"))}
         expected = {"TFLite": wanted.as_float32(), "Core ML": wanted}
         for platform, config in applied.items():
             if config != expected[platform]:

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from edgetailor import _io as atomic
 from edgetailor.tasks.segmentation import lraspp
-from edgetailor.converters.coreml import image_program
+from edgetailor.converters.coreml import image_program, save_package
 from edgetailor.errors import ConversionError
 
 # the TFLite output, by its name in the metadata: what it holds
@@ -112,8 +112,8 @@ def evaluate_tflite(model: bytes | str | Path, data) -> dict[str, float]:
     return {"miou": mean_iou(truth, predicted, classes)[0], "pixel_accuracy": float((truth == predicted).mean())}
 
 
-def to_coreml(segmenter):
-    """The Core ML ML Program (``mask`` + ``probabilities`` outputs) as an unloaded MLModel."""
+def coreml_spec(segmenter):
+    """(spec, weights folder) of the Core ML ML Program (``mask`` + ``probabilities`` outputs)."""
     import coremltools as ct
 
     r = segmenter.resolution
@@ -124,8 +124,7 @@ def to_coreml(segmenter):
         probabilities = tf.nn.softmax(model(image, training=False), axis=-1)
         return tf.argmax(probabilities, axis=-1, output_type=tf.int32), probabilities
 
-    mlmodel = image_program(serve.get_concrete_function(), r, lraspp.NORM_MEAN, lraspp.NORM_STD)
-    spec = mlmodel.get_spec()
+    spec, weights_dir = image_program(serve.get_concrete_function(), r, lraspp.NORM_MEAN, lraspp.NORM_STD)
     for out, name in zip(list(spec.description.output), ("mask", "probabilities")):
         ct.utils.rename_feature(spec, out.name, name)
     for out in spec.description.output:
@@ -133,10 +132,10 @@ def to_coreml(segmenter):
     spec.description.metadata.userDefined.update({
         "labels": json.dumps(list(segmenter.labels)), "architecture": "lraspp",
         "backbone": segmenter.spec.encode()})
-    return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+    return spec, weights_dir
 
 
 def export_coreml(segmenter, path: str | Path) -> Path:
     """Write the ``.mlpackage`` (a temp dir, then rename: nothing half written)."""
-    model = to_coreml(segmenter)
-    return atomic.write_atomically(path, lambda staged: model.save(str(staged)), replace=True)
+    spec, weights_dir = coreml_spec(segmenter)
+    return atomic.write_atomically(path, lambda staged: save_package(spec, weights_dir, staged), replace=True)
