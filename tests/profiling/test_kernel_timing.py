@@ -110,7 +110,8 @@ def test_profile_measure_kernels_builds_a_predictor_the_profile_uses_and_resumes
                         "ROUND_CAP": 5, "HELD_OUT": 24,
                         "POOL_NETWORKS": {"train": 1, "check": 1, "held_out": 1},
                         "TREES": {"random_forest": 8, "gradient_boosting": 20},
-                        "NETWORKS_PER_SPACE": 1, "NETWORK_CAP": 4, "NETWORK_MIN": 3}.items():
+                        "NETWORKS_PER_SPACE": 1, "NETWORK_CAP": 4, "NETWORK_MIN": 3,
+                        "NETWORK_MAX_MS": 60.0}.items():
         monkeypatch.setattr(kernels_fit, name, value)
     monkeypatch.setitem(kernels_fit.NETWORK_TIMING, "min_span_s", 0.0)  # the mechanism, not the timing's quality
     out = tmp_path / "host.json"
